@@ -1,0 +1,3 @@
+from pruneql.cli import main
+
+main()

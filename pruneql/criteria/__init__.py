@@ -1,0 +1,15 @@
+"""Filter-importance criteria: per-output-channel scores of one layer.
+
+A criterion takes the layer's module, the mask of input channels still present (the greedy
+strategy of Li et al. leaves out kernels reading removed maps) and its recipe arguments,
+and returns one score per output channel; low scores are removed first (the allocation
+never empties a tensor, see ``ChannelAnalysis.choose_removal``).
+"""
+from __future__ import annotations
+
+from pruneql.criteria.magnitude import l1, l2
+from pruneql.criteria.random import random_scores
+
+WEIGHT_CRITERIA = {"l1": l1, "l2": l2}
+__all__ = ["WEIGHT_CRITERIA", "l1", "l2", "random_scores"]
+

@@ -1,0 +1,71 @@
+"""What PruneQL knows about each op's channel behaviour.
+
+Anything absent from these tables is *opaque*: the channels it touches are frozen, never
+guessed. Keeping the knowledge in tables (not in string matching on node names) makes it
+easy to audit and to extend.
+"""
+from __future__ import annotations
+
+import operator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# modules whose output channel i depends only on input channel i
+PASS_MODULES = (
+    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
+    nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh, nn.Softplus, nn.Identity,
+    nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
+    nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
+    nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
+    nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d,
+)
+# per-channel affine normalisation: parameters and buffers are sliced with the channels
+NORM_MODULES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+CONV_MODULES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+LINEAR_MODULES = (nn.Linear,)
+
+PASS_FUNCTIONS = {
+    F.relu, F.relu6, F.leaky_relu, F.elu, F.selu, F.celu, F.gelu, F.silu, F.mish,
+    F.hardswish, F.hardsigmoid, F.hardtanh, F.softplus, F.sigmoid, F.tanh,
+    torch.relu, torch.sigmoid, torch.tanh, torch.clamp, torch.clip, torch.abs, torch.neg,
+    operator.neg, F.dropout, F.dropout1d, F.dropout2d, F.dropout3d, F.alpha_dropout,
+    F.max_pool1d, F.max_pool2d, F.max_pool3d, F.avg_pool1d, F.avg_pool2d, F.avg_pool3d,
+    F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d,
+    F.adaptive_max_pool1d, F.adaptive_max_pool2d, F.adaptive_max_pool3d,
+}
+PASS_METHODS = {
+    "relu", "relu_", "sigmoid", "sigmoid_", "tanh", "tanh_", "clamp", "clamp_", "clip",
+    "contiguous", "clone", "detach", "float", "half", "double", "neg", "abs",
+}
+# elementwise binary ops: same-shaped operands have their channels coupled one to one
+BINARY_FUNCTIONS = {
+    operator.add, operator.sub, operator.mul, operator.truediv, operator.iadd,
+    operator.isub, operator.imul, torch.add, torch.sub, torch.mul, torch.div,
+    torch.maximum, torch.minimum,
+}
+BINARY_METHODS = {"add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_",
+                  "maximum", "minimum"}
+CAT_FUNCTIONS = {torch.cat, torch.concat}
+FLATTEN_FUNCTIONS = {torch.flatten}
+RESHAPE_METHODS = {"view", "reshape", "flatten"}
+REDUCE_FUNCTIONS = {torch.mean, torch.sum, torch.amax, torch.amin}
+REDUCE_METHODS = {"mean", "sum", "amax", "amin"}
+PAD_FUNCTIONS = {F.pad}
+# results that are not tensors and do not constrain channels (their values are recomputed
+# by the pruned graph at run time)
+SHAPE_METHODS = {"size", "dim"}
+
+
+def describe(node) -> str:
+    """A short human name for the op a node performs: ``torch.roll``, ``Tensor.view``."""
+    if node.op == "call_function":
+        mod = getattr(node.target, "__module__", None) or ""
+        name = getattr(node.target, "__name__", str(node.target))
+        prefix = {"_operator": "operator", "torch._C._nn": "F",
+                  "torch.nn.functional": "F"}.get(mod, "torch" if mod.startswith("torch") else mod)
+        return f"{prefix}.{name}" if prefix else name
+    if node.op == "call_method":
+        return f"Tensor.{node.target}"
+    return str(node.target)

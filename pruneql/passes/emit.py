@@ -1,0 +1,85 @@
+"""Write the pruned model: TorchScript (default) or a torch.export program (``.pt2``)."""
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+
+import torch
+
+from pruneql.errors import EmitError
+
+FORMATS = ("torchscript", "export")
+
+
+def format_for(path: str, fmt: str | None = None) -> str:
+    """The output format: explicit, else ``.pt2`` → export, anything else → TorchScript."""
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise EmitError(f"unknown output format '{fmt}'", hint=f"one of {', '.join(FORMATS)}")
+        return fmt
+    return "export" if str(path).endswith(".pt2") else "torchscript"
+
+
+def check_target(path: str, force: bool = False, inputs: tuple = ()) -> str:
+    """Refuse an output path that would overwrite an input or an existing file."""
+    path = os.path.abspath(os.fspath(path))
+    for source in inputs:
+        if source and os.path.exists(source) and os.path.exists(path) \
+                and os.path.samefile(source, path):
+            raise EmitError(f"refusing to overwrite the input '{source}' with the pruned model",
+                            hint="choose another output path with -o")
+    if os.path.isdir(path):
+        raise EmitError(f"output '{path}' is a directory", hint="give a file name with -o")
+    if os.path.exists(path) and not force:
+        raise EmitError(f"output '{path}' already exists", hint="pass --force to replace it")
+    if not os.path.isdir(os.path.dirname(path)):
+        raise EmitError(f"directory '{os.path.dirname(path)}' does not exist",
+                        hint="create it first or choose another output path")
+    return path
+
+
+def emit(module: torch.nn.Module, example_inputs: tuple, path: str, fmt: str | None = None,
+         force: bool = False, inputs: tuple = ()) -> str:
+    """Write ``module`` atomically to ``path``; returns the absolute path written."""
+    path = check_target(path, force, inputs)
+    fmt = format_for(path, fmt)
+    fd, tmp = tempfile.mkstemp(prefix=".pruneql-", suffix=".tmp", dir=os.path.dirname(path))
+    os.close(fd)
+    try:
+        if fmt == "export":
+            torch.export.save(_exported(module, example_inputs), tmp)
+        else:
+            torch.jit.save(_scripted(module, example_inputs), tmp)
+        os.replace(tmp, path)
+    except EmitError:
+        raise
+    except Exception as exc:
+        raise EmitError(f"cannot write {fmt} to '{path}': {exc}") from exc
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _scripted(module, example_inputs):
+    """TorchScript via scripting (keeps shapes dynamic), else tracing."""
+    module = module.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # TorchScript's deprecation notices
+        try:
+            return torch.jit.script(module)
+        except Exception:
+            with torch.no_grad():
+                return torch.jit.trace(module, example_inputs, check_trace=False)
+
+
+def _exported(module, example_inputs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return torch.export.export(module.eval(), tuple(example_inputs))
+        except Exception as exc:
+            raise EmitError(f"torch.export cannot capture the pruned model: {exc}",
+                            hint="emit TorchScript instead (an output path not ending in .pt2)"
+                            ) from exc

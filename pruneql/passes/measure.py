@@ -1,0 +1,84 @@
+"""FLOPs (multiply-adds of conv and linear layers, Li et al.'s convention) and parameters,
+per layer and in total, before and after removal — computed from channel counts, so a plan
+needs no pruned weights."""
+from __future__ import annotations
+
+import numpy as np
+
+from pruneql.graph.channels import groups_after, layer_flops
+from pruneql.passes.context import Context
+from pruneql.report import Report
+
+
+def measure(ctx: Context) -> Context:
+    """Set ``ctx.report`` from the analysis and the removal decisions."""
+    analysis, removed = ctx.analysis, ctx.removed
+    layers = [_layer_row(layer, analysis, removed) for layer in analysis.layers.values()]
+    total = sum(p.numel() for p in ctx.gm.parameters())
+    flops_b = sum(r["flops"][0] for r in layers)
+    flops_a = sum(r["flops"][1] for r in layers)
+    params_a = total - sum(r["params"][0] - r["params"][1] for r in layers)
+    ctx.report = Report(model=ctx.model_label, input_shape=list(ctx.example_inputs[0].shape),
+                        before={"flops": int(flops_b), "params": int(total)},
+                        after={"flops": int(flops_a), "params": int(params_a)},
+                        groups=_group_rows(ctx), layers=layers, verify=ctx.verify)
+    return ctx
+
+
+def _width(elems, analysis, removed) -> tuple:
+    if elems is None:
+        return None, None
+    return int(len(elems)), int((~removed[analysis.classes[elems]]).sum())
+
+
+def _layer_row(layer, analysis, removed) -> dict:
+    in_b, in_a = _width(layer.in_elems, analysis, removed)
+    out_b, out_a = _width(layer.out_elems, analysis, removed)
+    return {"name": layer.name, "kind": layer.kind, "index": layer.index,
+            "in_channels": [in_b, in_a], "out_channels": [out_b, out_a],
+            "flops": [layer_flops(layer, in_b, out_b), layer_flops(layer, in_a, out_a)],
+            "params": [_params(layer.module, layer.kind, in_b, out_b),
+                       _params(layer.module, layer.kind, in_a, out_a)]}
+
+
+def _params(module, kind: str, n_in, n_out) -> int:
+    """Parameter count of ``module`` with ``n_in``/``n_out`` channels (None: unchanged)."""
+    own = {name: p.numel() for name, p in module.named_parameters(recurse=False)}
+    if n_out is None and n_in is None:
+        return sum(own.values())
+    if kind == "norm":
+        return sum(n_out for _ in own)
+    if kind == "conv":
+        n_in = module.in_channels if n_in is None else n_in
+        per_filter = (n_in // groups_after(module, n_in)) * int(np.prod(module.kernel_size))
+    else:
+        per_filter = module.in_features if n_in is None else n_in
+    n_out = module.weight.shape[0] if n_out is None else n_out
+    return n_out * per_filter + (n_out if "bias" in own else 0)
+
+
+def _group_rows(ctx: Context) -> list:
+    chosen = {sel.group.id: sel for sel in ctx.selections}
+    return [_group_row(g, chosen.get(g.id), ctx.removed) for g in ctx.analysis.groups]
+
+
+def _group_row(group, sel, removed) -> dict:
+    after = group.size - int(removed[group.classes].sum())
+    row = {"id": group.id, "producers": list(group.producers), "members": list(group.members),
+           "channels": {"before": group.size, "after": after}, "prunable": group.prunable,
+           "frozen": group.frozen, "selected": sel is not None and sel.skipped_by is None,
+           "criterion": None, "amount": None, "line": None, "skipped_line": None}
+    if sel is not None:
+        stmt = sel.statement
+        row.update(criterion=stmt.criterion.name, line=stmt.span.line if stmt.span else None,
+                   amount=_amount_text(stmt), selected_by=list(sel.selected))
+        if sel.skipped_by is not None:
+            row["skipped_line"] = sel.skipped_by.span.line if sel.skipped_by.span else None
+    return row
+
+
+def _amount_text(stmt) -> str:
+    amount = stmt.amount
+    text = (f"keep {amount.value} channels" if amount.kind == "channels"
+            else f"keep {amount.value:g}")
+    return text + (f" round {stmt.round}" if stmt.round else "")

@@ -1,0 +1,127 @@
+"""Turn selectors into groups: which groups each prune statement prunes, and how much."""
+from __future__ import annotations
+
+from pruneql.errors import PlanError
+from pruneql.lang import ast
+from pruneql.lang.select import Glob, closest, evaluate, in_scope
+from pruneql.passes.context import Context, Selection
+
+
+def resolve(ctx: Context) -> Context:
+    """Fill ``ctx.selections``: one Selection per group a prune statement reaches."""
+    analysis = ctx.analysis
+    layers = [l for l in analysis.layers.values() if l.kind in ("conv", "linear")]
+    skipped = _skipped(ctx.recipe, layers)
+    chosen: dict[int, Selection] = {}
+    for stmt in ctx.recipe.of(ast.Prune):
+        for layer in _matches(stmt, layers, analysis):
+            group = analysis.group_of(layer.name)
+            _claim(chosen, group, stmt, layer.name)
+    for sel in chosen.values():
+        sel.skipped_by = next((skipped[p] for p in sel.group.producers if p in skipped), None)
+        stmt = sel.statement
+        sel.kept = sel.group.size if sel.skipped_by else kept_count(
+            sel.group.size, stmt.amount, stmt.round, stmt.amount.span)
+    ctx.selections = sorted(chosen.values(), key=lambda s: s.group.id)
+    return ctx
+
+
+def kept_count(n: int, amount, round_to: int | None, span=None) -> int:
+    """Kept channels of an ``n``-channel group: floor(n·keep) ≥ 1, then to a multiple.
+
+    >>> from pruneql.lang.ast import Amount
+    >>> kept_count(64, Amount("fraction", 0.7), None), kept_count(64, Amount("fraction", 0.7), 8)
+    (44, 48)
+    """
+    if amount.kind == "channels" and amount.value > n:
+        raise PlanError(f"keep {amount.value} channels, but a selected group has only {n}",
+                        span=span, hint="use a fraction (keep 0.5) or a smaller count")
+    kept = amount.kept(n)
+    if round_to:
+        kept = min(n, max(round_to, round_to * int(kept / round_to + 0.5)))
+    return kept
+
+
+def _select(selectors, scope, where, layers) -> dict:
+    """Layers matched by each selector, in layer order."""
+    scope_glob = Glob(scope.pattern, scope.span) if scope is not None else None
+    found = {}
+    for sel in selectors:
+        glob = Glob(sel.pattern, sel.span)
+        found[sel] = [l for l in layers if glob.match(l.name)
+                      and (scope_glob is None or in_scope(scope_glob, l.name))
+                      and (where is None or evaluate(where, l.attributes()))]
+    return found
+
+
+def _matches(stmt: ast.Prune, layers, analysis) -> list:
+    matched = []
+    for sel, found in _select(stmt.selectors, stmt.scope, stmt.where, layers).items():
+        if not found:
+            raise _nothing(sel, stmt, layers)
+        prunable = [l for l in found if _prunable(l, analysis)]
+        if not prunable:
+            raise _unprunable(sel, found, analysis)
+        matched.extend(prunable)
+    return matched
+
+
+def _prunable(layer, analysis) -> bool:
+    group = analysis.group_of(layer.name)
+    return group is not None and group.prunable
+
+
+def _nothing(sel, stmt, layers) -> PlanError:
+    names = [l.name for l in layers]
+    near = closest(sel.pattern.lstrip("/"), names) or closest(
+        sel.pattern.rsplit(".", 1)[-1], [n.rsplit(".", 1)[-1] for n in names])
+    narrowed = " with its 'in'/'where' conditions" if stmt.scope or stmt.where else ""
+    hint = f"closest layer names: {', '.join(near)}" if near else \
+        f"layers are named like {', '.join(names[:3])}; see `pruneql plan --groups`"
+    return PlanError(f"selector '{sel.pattern}' matches no conv or linear layer{narrowed}",
+                     span=sel.span, hint=hint)
+
+
+def _unprunable(sel, found, analysis) -> PlanError:
+    why = []
+    for layer in found[:3]:
+        group = analysis.group_of(layer.name)
+        reason = group.frozen if group is not None and group.frozen else "a single channel"
+        why.append(f"{layer.name} ({reason})")
+    more = f" and {len(found) - 3} more" if len(found) > 3 else ""
+    return PlanError(f"selector '{sel.pattern}' matches only layers that cannot be pruned: "
+                     f"{', '.join(why)}{more}", span=sel.span,
+                     hint="outputs of the model and channels touched by ops PruneQL does not "
+                          "model are frozen; see `pruneql plan --groups`")
+
+
+def _claim(chosen: dict, group, stmt: ast.Prune, layer_name: str) -> None:
+    sel = chosen.get(group.id)
+    if sel is None:
+        chosen[group.id] = Selection(group=group, statement=stmt, selected=(layer_name,))
+        return
+    if sel.statement is not stmt and _how(sel.statement) != _how(stmt):
+        line = sel.statement.span.line if sel.statement.span else "?"
+        raise PlanError(f"layer '{layer_name}' is in a group (with "
+                        f"{', '.join(group.producers[:3])}) that line {line} already prunes "
+                        f"differently", span=stmt.span,
+                        hint="coupled layers are pruned together; give them one amount, or "
+                             "`skip` one of them")
+    if layer_name not in sel.selected:
+        sel.selected = sel.selected + (layer_name,)
+
+
+def _how(stmt: ast.Prune) -> tuple:
+    return (stmt.criterion, stmt.amount, stmt.round)
+
+
+def _skipped(recipe, layers) -> dict:
+    """Layer name -> the skip statement that leaves its output group alone."""
+    skipped = {}
+    for stmt in recipe.of(ast.Skip):
+        for sel, found in _select(stmt.selectors, stmt.scope, stmt.where, layers).items():
+            if not found:
+                raise _nothing(sel, stmt, layers)
+            for layer in found:
+                skipped.setdefault(layer.name, stmt)
+    return skipped

@@ -1,0 +1,28 @@
+"""What a compilation found and did, as plain data: FLOPs/params before → after, per group
+and per layer. The CLI renders it; ``to_dict()`` is the JSON contract."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Report:
+    model: str
+    input_shape: list
+    before: dict                                  # {"flops": int, "params": int}
+    after: dict
+    groups: list = field(default_factory=list)    # one dict per channel group
+    layers: list = field(default_factory=list)    # one dict per conv/linear/norm layer
+    verify: dict | None = None
+
+    def reduction(self, key: str) -> float:
+        """Fraction of ``flops`` or ``params`` removed."""
+        before = self.before[key]
+        return 0.0 if not before else 1.0 - self.after[key] / before
+
+    def to_dict(self) -> dict:
+        """The JSON object `pruneql plan --json` and `pruneql run --json` print."""
+        return {"model": self.model, "input": self.input_shape,
+                "before": dict(self.before), "after": dict(self.after),
+                "reduction": {k: round(self.reduction(k), 6) for k in ("flops", "params")},
+                "groups": self.groups, "layers": self.layers, "verify": self.verify}

@@ -1,0 +1,52 @@
+"""Test helpers: run the compiler's passes on a model with a hand-chosen removal."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from pruneql.lang.ast import Recipe
+from pruneql.passes import channels, load, measure, rewrite, trace, verify
+from pruneql.passes.context import Context
+
+
+def analyzed(model, x) -> Context:
+    """Trace and analyse ``model`` on input ``x``."""
+    ctx = Context(recipe=Recipe(()), model=model.eval(), example_inputs=(x,))
+    for step in (load, trace, channels):
+        ctx = step(ctx)
+    return ctx
+
+
+def prune_with(ctx: Context, pick) -> Context:
+    """Remove ``pick(group)`` positions of every prunable group, then rewrite, verify, measure."""
+    ctx.removed = np.zeros(len(ctx.analysis.classes), dtype=bool)
+    for group in ctx.analysis.groups:
+        if group.prunable:
+            ctx.removed[group.classes[np.asarray(pick(group), dtype=np.int64)]] = True
+    for step in (rewrite, verify, measure):
+        ctx = step(ctx)
+    return ctx
+
+
+def random_pick(ctx: Context, seed: int):
+    """A picker removing a random non-empty subset of each group (never a whole tensor)."""
+    rng = np.random.default_rng(seed)
+
+    def pick(group):
+        kept = int(rng.integers(1, group.size))
+        return ctx.analysis.choose_removal(group, rng.random(group.size), kept)
+    return pick
+
+
+def group_with(ctx: Context, producer: str):
+    group = ctx.analysis.group_of(producer)
+    assert group is not None, f"{producer} produces no group"
+    return group
+
+
+def params(module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def outputs_close(a, b, tol=1e-5) -> bool:
+    return torch.allclose(a, b, rtol=tol, atol=tol * float(a.abs().max()))

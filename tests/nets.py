@@ -1,0 +1,74 @@
+"""Small networks built from random blocks, for property tests of the channel analysis."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+BLOCKS = ("conv", "residual", "cat", "depthwise", "shortcut_a", "pool", "mul")
+
+
+class Block(nn.Module):
+    """One block; ``kind`` decides the topology, ``c_in``/``c_out`` the widths."""
+
+    def __init__(self, kind: str, c_in: int, width: int):
+        super().__init__()
+        self.kind = kind
+        self.c_out = {"conv": width, "residual": c_in, "cat": 2 * width, "depthwise": c_in,
+                      "shortcut_a": 2 * c_in, "pool": c_in, "mul": c_in}[kind]
+        if kind == "conv":
+            self.a = nn.Sequential(nn.Conv2d(c_in, width, 3, padding=1), nn.BatchNorm2d(width),
+                                   nn.ReLU())
+        elif kind in ("residual", "mul"):
+            self.a = nn.Sequential(nn.Conv2d(c_in, width, 3, padding=1, bias=False),
+                                   nn.BatchNorm2d(width), nn.ReLU(),
+                                   nn.Conv2d(width, c_in, 1), nn.BatchNorm2d(c_in))
+        elif kind == "cat":
+            self.a = nn.Conv2d(c_in, width, 1)
+            self.b = nn.Sequential(nn.Conv2d(c_in, width, 3, padding=1), nn.ReLU())
+        elif kind == "depthwise":
+            self.a = nn.Sequential(nn.Conv2d(c_in, width, 1), nn.BatchNorm2d(width), nn.ReLU6(),
+                                   nn.Conv2d(width, width, 3, padding=1, groups=width),
+                                   nn.BatchNorm2d(width), nn.ReLU6(), nn.Conv2d(width, c_in, 1))
+        elif kind == "shortcut_a":
+            self.front, self.back = c_in // 2, c_in - c_in // 2   # uneven on purpose
+            self.a = nn.Sequential(nn.Conv2d(c_in, 2 * c_in, 3, stride=2, padding=1),
+                                   nn.BatchNorm2d(2 * c_in))
+
+    def forward(self, x):
+        if self.kind in ("conv",):
+            return self.a(x)
+        if self.kind == "residual":
+            return F.relu(x + self.a(x))
+        if self.kind == "mul":
+            return x * torch.sigmoid(self.a(x))
+        if self.kind == "cat":
+            return torch.cat([self.a(x), self.b(x)], dim=1)
+        if self.kind == "depthwise":
+            return x + self.a(x)
+        if self.kind == "shortcut_a":
+            short = F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.front, self.back))
+            return F.relu(self.a(x) + short)
+        return F.max_pool2d(x, 2, ceil_mode=True)
+
+
+class RandomNet(nn.Module):
+    """stem conv → blocks → (flatten → linear | global pool → linear)."""
+
+    def __init__(self, kinds, widths, stem: int = 4, flatten: bool = True, classes: int = 3,
+                 size: int = 8):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, stem, 3, padding=1), nn.BatchNorm2d(stem), nn.ReLU())
+        blocks, c = [], stem
+        for kind, width in zip(kinds, widths):
+            blocks.append(Block(kind, c, width))
+            c = blocks[-1].c_out
+            size = (size + 1) // 2 if kind in ("pool", "shortcut_a") else size
+        self.blocks = nn.Sequential(*blocks)
+        self.flatten = flatten
+        self.head = nn.Linear(c * (size * size if flatten else 1), classes)
+
+    def forward(self, x):
+        x = self.blocks(self.stem(x))
+        x = torch.flatten(x, 1) if self.flatten else F.adaptive_avg_pool2d(x, 1).flatten(1)
+        return self.head(x)
