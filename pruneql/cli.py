@@ -17,8 +17,21 @@ from pruneql.report import Report
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="PruneQL: declarative structured pruning for PyTorch.")
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class _Consoles:
+    """Consoles made on first use, so COLUMNS and the terminal of each invocation apply."""
+
+    @property
+    def out(self) -> Console:
+        return Console(highlight=False)
+
+    @property
+    def err(self) -> Console:
+        return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+_io = _Consoles()
 
 Spec = Annotated[str, typer.Argument(help="recipe: a .prune or .yaml file")]
 ModelPath = Annotated[Optional[str], typer.Argument(
@@ -49,8 +62,8 @@ def _fail(exc: PruneQLError, as_json: bool) -> None:
     if os.environ.get("PRUNEQL_DEBUG"):
         raise exc
     if as_json:
-        out.print_json(json.dumps(exc.to_dict()))
-    err.print(str(exc), markup=False)
+        _io.out.print_json(json.dumps(exc.to_dict()))
+    _io.err.print(str(exc), markup=False)
     raise typer.Exit(1)
 
 
@@ -72,7 +85,7 @@ def plan(spec: Spec, model: ModelPath = None, model_name: ModelName = None,
     except PruneQLError as exc:
         _fail(exc, as_json)
     if as_json:
-        out.print_json(json.dumps(report.to_dict()))
+        _io.out.print_json(json.dumps(report.to_dict()))
         return
     _print_report(report, all_groups=groups)
 
@@ -99,10 +112,10 @@ def run(spec: Spec, model: ModelPath = None,
     except PruneQLError as exc:
         _fail(exc, as_json)
     if as_json:
-        out.print_json(json.dumps({**result.report.to_dict(), "output": written}))
+        _io.out.print_json(json.dumps({**result.report.to_dict(), "output": written}))
         return
     _print_report(result.report, all_groups=False)
-    out.print(f"wrote {written}")
+    _io.out.print(f"wrote {written}")
 
 
 def _default_output(spec: str, recipe) -> str:
@@ -119,14 +132,14 @@ def zoo_list(as_json: AsJson = False) -> None:
     """List the built-in models."""
     entries = [zoo.entry(n) for n in zoo.names()]
     if as_json:
-        out.print_json(json.dumps([{"name": e.name, "input": list(e.input_shape),
+        _io.out.print_json(json.dumps([{"name": e.name, "input": list(e.input_shape),
                                     "description": e.description, "paper": e.paper}
                                    for e in entries]))
         return
     table = Table("model", "input", "description", "paper")
     for e in entries:
         table.add_row(e.name, "x".join(map(str, e.input_shape)), e.description, e.paper)
-    out.print(table)
+    _io.out.print(table)
 
 
 def _print_report(report: Report, all_groups: bool) -> None:
@@ -135,12 +148,12 @@ def _print_report(report: Report, all_groups: bool) -> None:
     for key, label in (("flops", "FLOPs (MACs)"), ("params", "params")):
         summary.add_row(label, f"{report.before[key]:,}", f"{report.after[key]:,}",
                         f"{100 * report.reduction(key):.1f}%")
-    out.print(summary)
+    _io.out.print(summary)
     rows = [g for g in report.groups if all_groups or g["selected"] or g["skipped_line"]]
     if rows:
-        out.print(_groups_table(rows, all_groups))
+        _io.out.print(_groups_table(rows, all_groups))
     if report.verify:
-        out.print(f"verify: masked equivalence passed (max relative error "
+        _io.out.print(f"verify: masked equivalence passed (max relative error "
                   f"{report.verify['max_rel_error']:.1e})")
 
 

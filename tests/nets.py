@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-BLOCKS = ("conv", "residual", "cat", "depthwise", "shortcut_a", "pool", "mul")
+BLOCKS = ("conv", "residual", "cat", "depthwise", "shortcut_a", "pool", "mul", "grouped")
 
 
 class Block(nn.Module):
@@ -15,7 +15,7 @@ class Block(nn.Module):
         super().__init__()
         self.kind = kind
         self.c_out = {"conv": width, "residual": c_in, "cat": 2 * width, "depthwise": c_in,
-                      "shortcut_a": 2 * c_in, "pool": c_in, "mul": c_in}[kind]
+                      "shortcut_a": 2 * c_in, "pool": c_in, "mul": c_in, "grouped": 2 * width}[kind]
         if kind == "conv":
             self.a = nn.Sequential(nn.Conv2d(c_in, width, 3, padding=1), nn.BatchNorm2d(width),
                                    nn.ReLU())
@@ -30,13 +30,18 @@ class Block(nn.Module):
             self.a = nn.Sequential(nn.Conv2d(c_in, width, 1), nn.BatchNorm2d(width), nn.ReLU6(),
                                    nn.Conv2d(width, width, 3, padding=1, groups=width),
                                    nn.BatchNorm2d(width), nn.ReLU6(), nn.Conv2d(width, c_in, 1))
+        elif kind == "grouped":    # expand to 2 groups, grouped 3x3 with a channel multiplier
+            self.a = nn.Sequential(nn.Conv2d(c_in, 2 * width, 1), nn.ReLU(),
+                                   nn.Conv2d(2 * width, 4 * width, 3, padding=1, groups=2),
+                                   nn.BatchNorm2d(4 * width),
+                                   nn.Conv2d(4 * width, 2 * width, 3, padding=1, groups=2 * width))
         elif kind == "shortcut_a":
             self.front, self.back = c_in // 2, c_in - c_in // 2   # uneven on purpose
             self.a = nn.Sequential(nn.Conv2d(c_in, 2 * c_in, 3, stride=2, padding=1),
                                    nn.BatchNorm2d(2 * c_in))
 
     def forward(self, x):
-        if self.kind in ("conv",):
+        if self.kind in ("conv", "grouped"):
             return self.a(x)
         if self.kind == "residual":
             return F.relu(x + self.a(x))

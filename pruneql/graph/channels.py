@@ -106,10 +106,10 @@ def layer_flops(layer: Layer, n_in: int | None = None, n_out: int | None = None)
 
 
 def groups_after(conv: nn.Module, n_in: int) -> int:
-    """A depthwise conv stays depthwise after pruning; other convs keep their groups."""
-    if conv.groups > 1 and conv.groups == conv.in_channels == conv.out_channels:
-        return n_in
-    return conv.groups
+    """Groups left when a grouped conv keeps ``n_in`` inputs: it loses whole groups."""
+    if conv.groups == 1:
+        return 1
+    return n_in // (conv.in_channels // conv.groups)
 
 
 @dataclass
@@ -255,7 +255,7 @@ class _Analyzer:
 
     def on_call_module(self, node):
         module = self.modules[node.target]
-        if self.calls[node.target] > 1:
+        if self.calls[node.target] > 1 and _has_state(module):
             return self.opaque(node, f"module '{node.target}' is called "
                                      f"{self.calls[node.target]} times (shared weights)")
         if isinstance(module, ops.CONV_MODULES):
@@ -329,17 +329,22 @@ class _Analyzer:
     def conv(self, node, conv) -> None:
         src = _first_tensor(node)
         in_elems = self.spaces.get(src.name)
-        depthwise = conv.groups > 1 and conv.groups == conv.in_channels == conv.out_channels
-        if conv.groups > 1 and not depthwise:
-            reason = f"grouped convolution '{node.target}' (groups={conv.groups})"
-            self.opaque(node, reason)
-            return self.add_layer(node, "conv", in_elems)
-        if depthwise:
-            out = in_elems
+        if conv.groups == 1:
+            out = self.fresh(conv.out_channels, f"out:{node.target}")
+        elif conv.in_channels == conv.out_channels == conv.groups:
+            out = in_elems          # depthwise: filter i reads and writes channel i
         else:
             out = self.fresh(conv.out_channels, f"out:{node.target}")
-        self.set_space(node, out, "depthwise" if depthwise else "conv")
+            self.tie_groups(in_elems, out, conv.groups)
+        self.set_space(node, out, "conv" if conv.groups == 1 else "grouped")
         self.add_layer(node, "conv", in_elems)
+
+    def tie_groups(self, in_elems, out_elems, groups: int) -> None:
+        """A grouped conv loses whole groups: group k's inputs and outputs form one class."""
+        a, b = len(in_elems) // groups, len(out_elems) // groups
+        for k in range(groups):
+            block = np.concatenate([in_elems[k * a:(k + 1) * a], out_elems[k * b:(k + 1) * b]])
+            self.uf.union_arrays(block[:1].repeat(len(block) - 1), block[1:])
 
     def linear(self, node, linear) -> None:
         src = _first_tensor(node)
@@ -457,6 +462,11 @@ def _count_module_calls(gm: fx.GraphModule) -> dict:
         if node.op == "call_module":
             counts[node.target] = counts.get(node.target, 0) + 1
     return counts
+
+
+def _has_state(module: nn.Module) -> bool:
+    """Whether calling the module twice shares weights (a reused ReLU shares nothing)."""
+    return any(True for _ in module.parameters()) or any(True for _ in module.buffers())
 
 
 def _is_scalar_prelu(module) -> bool:

@@ -17,14 +17,16 @@ class _PathTracer(fx.Tracer):
 
     def __init__(self):
         super().__init__()
-        self.path: list[str] = []
+        self.failed_in: str | None = None
 
     def call_module(self, m, forward, args, kwargs):
-        self.path.append(self.path_of_module(m))
         try:
             return super().call_module(m, forward, args, kwargs)
-        finally:
-            self.path.pop()
+        except Exception:
+            # the innermost module wins: outer calls see failed_in already set
+            if self.failed_in is None:
+                self.failed_in = self.path_of_module(m)
+            raise
 
 
 def symbolic_trace(module: torch.nn.Module) -> fx.GraphModule:
@@ -33,9 +35,9 @@ def symbolic_trace(module: torch.nn.Module) -> fx.GraphModule:
     try:
         graph = tracer.trace(module)
     except Exception as exc:  # fx raises many kinds; all mean "cannot trace"
-        where = tracer.path[-1] if tracer.path else type(module).__name__
+        where = tracer.failed_in or type(module).__name__
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TraceError(f"cannot trace the model: in module '{where or '<root>'}': {first}",
+        raise TraceError(f"cannot trace the model: in module '{where}': {first}",
                          hint=_HINT) from exc
     return fx.GraphModule(tracer.root, graph, type(module).__name__)
 

@@ -75,7 +75,7 @@ Predicate = Union[Compare, InList, And, Or, Not]
 
 # ---- criterion and amount ---------------------------------------------------------------
 
-CRITERIA = ("activation", "ensemble", "l1", "l2", "random", "taylor")
+CRITERIA = ("activation", "ensemble", "l1", "l2", "oracle", "random", "taylor")
 
 
 @dataclass(frozen=True)

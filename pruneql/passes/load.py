@@ -91,8 +91,9 @@ def _read(path: str, trust_pickle: bool):
     try:
         return torch.load(path, map_location="cpu", weights_only=not trust_pickle)
     except pickle.UnpicklingError as exc:
-        if trust_pickle:
-            raise ModelError(f"cannot read model file '{path}': {exc}") from exc
+        if trust_pickle or "Unsupported global" not in str(exc):
+            raise ModelError(f"cannot read model file '{path}': {_first_line(exc)}",
+                             hint="expected a file written by torch.save") from exc
         raise ModelError(f"model file '{path}' holds pickled Python objects (a whole module?), "
                          f"which are not loaded by default",
                          hint="save a state_dict instead, or pass --trust-pickle if you "

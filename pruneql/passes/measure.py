@@ -59,13 +59,18 @@ def _params(module, kind: str, n_in, n_out) -> int:
 
 def _group_rows(ctx: Context) -> list:
     chosen = {sel.group.id: sel for sel in ctx.selections}
-    return [_group_row(g, chosen.get(g.id), ctx.removed) for g in ctx.analysis.groups]
+    return [_group_row(g, chosen.get(g.id), ctx.analysis, ctx.removed)
+            for g in ctx.analysis.groups]
 
 
-def _group_row(group, sel, removed) -> dict:
-    after = group.size - int(removed[group.classes].sum())
+def _group_row(group, sel, analysis, removed) -> dict:
+    # channels as the first producer sees them; a grouped conv's group counts conv groups
+    # as units, so units and channels can differ
+    before, after = _width(analysis.layers[group.producers[0]].out_elems, analysis, removed)
+    units = group.size - int(removed[group.classes].sum())
     row = {"id": group.id, "producers": list(group.producers), "members": list(group.members),
-           "channels": {"before": group.size, "after": after}, "prunable": group.prunable,
+           "channels": {"before": before, "after": after},
+           "units": {"before": group.size, "after": units}, "prunable": group.prunable,
            "frozen": group.frozen, "selected": sel is not None and sel.skipped_by is None,
            "criterion": None, "amount": None, "line": None, "skipped_line": None}
     if sel is not None:

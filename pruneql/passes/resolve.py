@@ -102,13 +102,23 @@ def _claim(chosen: dict, group, stmt: ast.Prune, layer_name: str) -> None:
         return
     if sel.statement is not stmt and _how(sel.statement) != _how(stmt):
         line = sel.statement.span.line if sel.statement.span else "?"
-        raise PlanError(f"layer '{layer_name}' is in a group (with "
-                        f"{', '.join(group.producers[:3])}) that line {line} already prunes "
-                        f"differently", span=stmt.span,
+        raise PlanError(f"layer '{layer_name}' is coupled with "
+                        f"{', '.join(p for p in group.producers[:3] if p != layer_name)}, which "
+                        f"line {line} prunes with {_describe(sel.statement)}; this statement "
+                        f"says {_describe(stmt)}", span=stmt.span,
                         hint="coupled layers are pruned together; give them one amount, or "
                              "`skip` one of them")
     if layer_name not in sel.selected:
         sel.selected = sel.selected + (layer_name,)
+
+
+def _describe(stmt: ast.Prune) -> str:
+    amount = stmt.amount
+    keep = f"keep {amount.value} channels" if amount.kind == "channels" else \
+        f"keep {amount.value:g}"
+    crit = stmt.criterion.name + (f"({', '.join(f'{k}={v}' for k, v in stmt.criterion.args)})"
+                                  if stmt.criterion.args else "")
+    return f"'{crit} {keep}" + (f" round {stmt.round}'" if stmt.round else "'")
 
 
 def _how(stmt: ast.Prune) -> tuple:

@@ -45,19 +45,20 @@ def _slice(module: nn.Module, kind: str, keep_in, keep_out) -> None:
         return
     if kind == "norm":
         return _slice_norm(module, keep_out)
-    depthwise = kind == "conv" and module.groups > 1
+    grouped = kind == "conv" and module.groups > 1   # whole groups go: no input slicing
     weight = module.weight.data
     if keep_out is not None:
         weight = weight[keep_out]
-    if keep_in is not None and not depthwise:
+    if keep_in is not None and not grouped:
         weight = weight[:, keep_in]
     _set(module, "weight", weight)
     if module.bias is not None and keep_out is not None:
         _set(module, "bias", module.bias.data[keep_out])
     if kind == "conv":
+        if grouped:
+            module.groups = module.groups * weight.shape[0] // module.out_channels
         module.out_channels = weight.shape[0]
-        module.in_channels = weight.shape[0] if depthwise else weight.shape[1] * module.groups
-        module.groups = weight.shape[0] if depthwise else module.groups
+        module.in_channels = weight.shape[1] * module.groups
     else:
         module.out_features, module.in_features = weight.shape
 
