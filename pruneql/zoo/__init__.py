@@ -18,12 +18,25 @@ from torch import nn
 from .resnet import ResNet, resnet18, resnet34, resnet50
 from .resnet_cifar import CifarResNet, OptionAShortcut, resnet56_cifar, resnet110_cifar, resnet_cifar
 from .vgg import VGGCifar, vgg16_cifar
+from .convnext import ConvNeXt, convnext_tiny
+from .densenet import DenseNet, densenet121
+from .efficientnet import EfficientNet, efficientnet_b0
+from .inception import InceptionCifar, inception_cifar
+from .mobilenet import MobileNetV2, MobileNetV3, mobilenet_v2, mobilenet_v3_small
+from .regnet import RegNet, regnety_400mf
+from .resnext import resnext50_32x4d
+from .shufflenet import ShuffleNetV2, shufflenet_v2_x1_0
+from .unet import UNet, unet
 
 __all__ = [
     "ZooEntry", "ZOO", "register", "names", "entry", "build",
     "vgg16_cifar", "resnet_cifar", "resnet56_cifar", "resnet110_cifar",
     "resnet18", "resnet34", "resnet50",
     "VGGCifar", "CifarResNet", "OptionAShortcut", "ResNet",
+    "resnext50_32x4d", "mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0", "densenet121",
+    "inception_cifar", "shufflenet_v2_x1_0", "convnext_tiny", "regnety_400mf", "unet",
+    "MobileNetV2", "MobileNetV3", "EfficientNet", "DenseNet", "InceptionCifar", "ShuffleNetV2",
+    "ConvNeXt", "RegNet", "UNet",
 ]
 
 
@@ -100,3 +113,53 @@ register(ZooEntry(
     "resnet50", resnet50, (3, 224, 224),
     "ImageNet ResNet-50 v1.5 (bottlenecks, stride on the 3x3), torchvision layout",
     "He et al. 2016; Li et al. 2017 context (uniformly scaled ResNet-50s)"))
+register(ZooEntry(
+    "resnext50_32x4d", resnext50_32x4d, (3, 224, 224),
+    "ImageNet ResNeXt-50 32x4d: ResNet-50 v1.5 bottlenecks with 32-group 3x3 convs, "
+    "torchvision layout",
+    "Xie et al. 2017"))
+register(ZooEntry(
+    "mobilenet_v2", mobilenet_v2, (3, 224, 224),
+    "ImageNet MobileNetV2 1.0: inverted residuals (expand 1x1, depthwise 3x3, linear 1x1), "
+    "ReLU6, torchvision layout",
+    "Sandler et al. 2018"))
+register(ZooEntry(
+    "mobilenet_v3_small", mobilenet_v3_small, (3, 224, 224),
+    "ImageNet MobileNetV3-Small: inverted residuals with hardsigmoid squeeze-excitation, "
+    "hardswish, torchvision layout",
+    "Howard et al. 2019"))
+register(ZooEntry(
+    "efficientnet_b0", efficientnet_b0, (3, 224, 224),
+    "ImageNet EfficientNet-B0: MBConv blocks with SiLU and sigmoid squeeze-excitation, "
+    "torchvision layout, stochastic depth omitted (identity at eval)",
+    "Tan & Le 2019"))
+register(ZooEntry(
+    "densenet121", densenet121, (3, 224, 224),
+    "ImageNet DenseNet-121 (BC, growth 32, blocks 6/12/24/16): torch.cat dense blocks, "
+    "BN-ReLU-conv1x1-avgpool transitions, torchvision layout",
+    "Huang et al. 2017"))
+register(ZooEntry(
+    "inception_cifar", inception_cifar, (3, 32, 32),
+    "CIFAR GoogLeNet-style net at ~half width: 7 inception modules (1x1 | 1x1-3x3 | "
+    "1x1-3x3-3x3 | maxpool-1x1, torch.cat), 10 classes",
+    "Szegedy et al. 2015 (factorised 5x5: Szegedy et al. 2016)"))
+register(ZooEntry(
+    "shufflenet_v2_x1_0", shufflenet_v2_x1_0, (3, 224, 224),
+    "ImageNet ShuffleNetV2 1.0x: channel split (chunk), depthwise branches, channel shuffle "
+    "(view-transpose-view), torchvision layout",
+    "Ma et al. 2018"))
+register(ZooEntry(
+    "convnext_tiny", convnext_tiny, (3, 224, 224),
+    "ImageNet ConvNeXt-T: depthwise 7x7, channels-last LayerNorm/MLP with layer-scale gamma, "
+    "LayerNorm2d downsampling, reference layout, stochastic depth omitted (identity at eval)",
+    "Liu et al. 2022"))
+register(ZooEntry(
+    "regnety_400mf", regnety_400mf, (3, 224, 224),
+    "ImageNet RegNetY-400MF: grouped (width 8) bottlenecks with squeeze-excitation, widths "
+    "48/104/208/440, depths 1/3/6/6, torchvision layout",
+    "Radosavovic et al. 2020"))
+register(ZooEntry(
+    "unet", unet, (3, 64, 64),
+    "Small 4-level U-Net (16/32/64/128): BN+ReLU encoder, GroupNorm+per-channel PReLU "
+    "bottleneck/decoder, ConvTranspose2d and bilinear upsampling, skip concat, 2-class map",
+    "Ronneberger et al. 2015"))
