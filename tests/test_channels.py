@@ -240,7 +240,7 @@ def test_every_output_is_pinned_and_compared():
 def test_model_input_channels_are_never_removed():
     ctx = analyzed(Chain(), X)
     placeholder = next(n for n in ctx.gm.graph.nodes if n.op == "placeholder")
-    classes = ctx.analysis.classes[ctx.analysis.spaces[placeholder.name]]
+    classes = ctx.analysis.classes[ctx.analysis.spaces[placeholder.name].ids]
     assert all(ctx.analysis.pinned[int(c)] == "model input" for c in classes)
 
 

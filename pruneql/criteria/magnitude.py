@@ -9,8 +9,10 @@ from torch import nn
 def _filters(module: nn.Module, in_mask: np.ndarray | None) -> torch.Tensor:
     """The weight as (out_channels, rest), leaving out input channels not in ``in_mask``."""
     weight = module.weight.detach()
-    depthwise = isinstance(module, nn.modules.conv._ConvNd) and module.groups > 1
-    if in_mask is not None and not depthwise and not bool(np.all(in_mask)):
+    if isinstance(module, nn.modules.conv._ConvTransposeNd):
+        weight = weight.transpose(0, 1)           # stored as (in, out, ...)
+    grouped = getattr(module, "groups", 1) > 1    # its input dim is per group: no mask
+    if in_mask is not None and not grouped and not bool(np.all(in_mask)):
         weight = weight[:, torch.from_numpy(np.asarray(in_mask, dtype=bool))]
     return weight.reshape(weight.shape[0], -1).double()
 

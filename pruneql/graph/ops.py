@@ -20,10 +20,14 @@ PASS_MODULES = (
     nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
     nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
     nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d,
+    nn.Upsample, nn.UpsamplingNearest2d, nn.UpsamplingBilinear2d,
 )
-# per-channel affine normalisation: parameters and buffers are sliced with the channels
-NORM_MODULES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+# per-channel normalisation: parameters and buffers are sliced with the channels
+# (GroupNorm loses whole groups; LayerNorm over the channels is not exact and is frozen)
+NORM_MODULES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm,
+                nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d, nn.GroupNorm)
 CONV_MODULES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+CONV_TRANSPOSE_MODULES = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 LINEAR_MODULES = (nn.Linear,)
 
 PASS_FUNCTIONS = {
@@ -33,7 +37,8 @@ PASS_FUNCTIONS = {
     operator.neg, F.dropout, F.dropout1d, F.dropout2d, F.dropout3d, F.alpha_dropout,
     F.max_pool1d, F.max_pool2d, F.max_pool3d, F.avg_pool1d, F.avg_pool2d, F.avg_pool3d,
     F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d,
-    F.adaptive_max_pool1d, F.adaptive_max_pool2d, F.adaptive_max_pool3d,
+    F.adaptive_max_pool1d, F.adaptive_max_pool2d, F.adaptive_max_pool3d, F.interpolate,
+    F.upsample, F.upsample_nearest, F.upsample_bilinear,
 }
 PASS_METHODS = {
     "relu", "relu_", "sigmoid", "sigmoid_", "tanh", "tanh_", "clamp", "clamp_", "clip",
@@ -52,7 +57,10 @@ FLATTEN_FUNCTIONS = {torch.flatten}
 RESHAPE_METHODS = {"view", "reshape", "flatten"}
 REDUCE_FUNCTIONS = {torch.mean, torch.sum, torch.amax, torch.amin}
 REDUCE_METHODS = {"mean", "sum", "amax", "amin"}
-PAD_FUNCTIONS = {F.pad}
+PERMUTE_FUNCTIONS = {torch.permute, torch.transpose}
+PERMUTE_METHODS = {"permute", "transpose"}
+SPLIT_FUNCTIONS = {torch.split, torch.chunk}
+SPLIT_METHODS = {"split", "chunk"}
 # results that are not tensors and do not constrain channels (their values are recomputed
 # by the pruned graph at run time)
 SHAPE_METHODS = {"size", "dim"}

@@ -51,7 +51,7 @@ USAGE = {
 }
 # start rules other than `start`, used by the YAML loader to read one value
 FRAGMENTS = ("selectors", "scope", "where", "criterion", "amount", "model", "input", "strategy")
-MAX_SOURCE_CHARS = 128 * 1024   # recipes are short; a bigger file is not one (and costs time)
+MAX_SOURCE_CHARS = 64 * 1024    # recipes are short; a bigger file is not one (and costs time)
 MAX_PREDICATE_DEPTH = 64      # deeper `not`/`and`/`or` nesting would strain recursive consumers
 _MAX_EXPONENT = 30            # |numbers| stay below 1e31 (and above 1e-61), ints stay small
 
@@ -99,8 +99,8 @@ def text_spanner(lines: list[str], path: str) -> Spanner:
 def check_size(source: str, path: str):
     """Refuse sources over MAX_SOURCE_CHARS: no recipe is that long, and parsing costs time."""
     if len(source) > MAX_SOURCE_CHARS:
-        raise RecipeError(f"{path} is too large to be a recipe ({len(source)} characters; "
-                          f"the limit is {MAX_SOURCE_CHARS})", None,
+        raise RecipeError(f"recipe too large: {path} has {len(source)} characters (the limit "
+                          f"is {MAX_SOURCE_CHARS})", None,
                           "is this the right file? recipes are a few lines long")
 
 
@@ -154,7 +154,8 @@ def _run(text: str, start: str, spanner: Spanner):
     try:
         tree = parser().parse(text, start=start)
     except UnexpectedInput as err:
-        raise _syntax_error(err, text.split("\n"), spanner) from None
+        end = "the end of the statement" if start == "start" else "the end of the value"
+        raise _syntax_error(err, text.split("\n"), spanner, end) from None
     try:
         return _Builder(spanner).transform(tree)
     except VisitError as err:       # lark wraps what the builder raises
@@ -184,16 +185,18 @@ def _check_nesting(text: str, spanner: Spanner):
 _DESCRIBED = {"GLOB": "a layer name or glob", "NAME": "a name", "NUMBER": "a number",
               "PERCENT": "a percentage", "STRING": "a quoted string",
               "SHAPE": "a shape such as 3x32x32", "MODEL_REF": "a model name",
-              "CMP": "a comparison (== != < <= > >=)", "_SEP": "the end of the statement",
-              "$END": "the end of the statement"}
+              "CMP": "a comparison (== != < <= > >=)"}
+_ENDS = ("_SEP", "$END")
 _GLOB_CHAR = re.compile(r"[A-Za-z0-9_.*{}/]")
 
 
-def _syntax_error(err: UnexpectedInput, lines: list[str], spanner: Spanner) -> RecipeError:
+def _syntax_error(err: UnexpectedInput, lines: list[str], spanner: Spanner,
+                  end: str) -> RecipeError:
+    """A RecipeError for lark's error; ``end`` names the end of input in the expected list."""
     if isinstance(err, UnexpectedToken):
-        return _unexpected_token(err, lines, spanner)
+        return _unexpected_token(err, lines, spanner, end)
     if isinstance(err, UnexpectedCharacters):
-        return _unexpected_character(err, lines, spanner)
+        return _unexpected_character(err, lines, spanner, end)
     line, column = getattr(err, "line", 1), getattr(err, "column", 1)
     return RecipeError("unexpected end of input", spanner(line, column, None))
 
@@ -201,30 +204,43 @@ def _syntax_error(err: UnexpectedInput, lines: list[str], spanner: Spanner) -> R
 def _expected(err: UnexpectedInput) -> set[str]:
     """Terminals that would let the parser go on where it failed.
 
-    Asked of lark's interactive parser: the raw LALR table also lists the end of input
-    wherever a YAML fragment rule (say ``criterion``) could end, even inside a statement.
+    Asked of lark's interactive parser first: the raw LALR table also lists the end of
+    input wherever a YAML fragment rule (say ``criterion``) could end, even inside a
+    statement. The interactive parser never accepts the end of input itself, so the table
+    is the fallback when it finds nothing; a parser with nothing left to take (a complete
+    YAML fragment) is waiting for the end.
     """
-    try:
-        names = err.interactive_parser.accepts()
-    except AttributeError:
+    names: set[str] = set()
+    if getattr(err, "interactive_parser", None) is not None:
+        names = set(err.interactive_parser.accepts())
+    if not names:
         names = set(getattr(err, "expected", None) or getattr(err, "allowed", None) or ())
-    return {n for n in names if n.isupper() and not n.startswith("__") and n != "COMMENT"}
+    names = {n for n in names if n.isupper() and not n.startswith("__") and n != "COMMENT"}
+    return names or {"$END"}
 
 
-def _describe(name: str) -> str:
+def _describe(name: str, end: str) -> str:
+    if name in _ENDS:
+        return end
     if name in _DESCRIBED:
         return _DESCRIBED[name]
     return f"'{parser().get_terminal(name).pattern.value}'"
 
 
 def _keywords(expected: Iterable[str]) -> list[str]:
-    return sorted(parser().get_terminal(n).pattern.value for n in expected
-                  if n not in _DESCRIBED and n.isalpha())
+    patterns = [parser().get_terminal(n).pattern for n in expected
+                if n not in _DESCRIBED and n not in _ENDS]
+    return sorted(p.value for p in patterns if p.type == "str" and p.value.isidentifier())
 
 
-def _or_list(expected: set[str]) -> str:
-    words = sorted({_describe(n) for n in expected}, key=lambda w: (not w.startswith("'"), w))
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+def _or_list(expected: set[str], end: str) -> str:
+    """``; expected 'a', 'b' or c`` for a message (empty when nothing is known)."""
+    words = sorted({_describe(n, end) for n in expected},
+                   key=lambda w: (not w.startswith("'"), w == end, w))
+    if not words:
+        return ""
+    return "; expected " + (words[0] if len(words) == 1 else
+                            ", ".join(words[:-1]) + " or " + words[-1])
 
 
 def _quote(text: str, width: int = 40) -> str:
@@ -232,7 +248,8 @@ def _quote(text: str, width: int = 40) -> str:
     return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text)
 
 
-def _unexpected_token(err: UnexpectedToken, lines: list[str], spanner: Spanner) -> RecipeError:
+def _unexpected_token(err: UnexpectedToken, lines: list[str], spanner: Spanner,
+                      end: str) -> RecipeError:
     tok, expected = err.token, _expected(err)
     if tok.type == "$END":        # lark places it on the last token; point just after it
         line, column = tok.end_line or tok.line or 1, tok.end_column or tok.column or 1
@@ -245,7 +262,7 @@ def _unexpected_token(err: UnexpectedToken, lines: list[str], spanner: Spanner) 
         return _unknown_statement(tok, seen, span)
     text = lines[line - 1] if 0 < line <= len(lines) else ""
     hint = _token_hint(tok, expected, text, column)
-    return RecipeError(f"unexpected {seen}; expected {_or_list(expected)}", span, hint)
+    return RecipeError(f"unexpected {seen}{_or_list(expected, end)}", span, hint)
 
 
 def _seen(tok: Token) -> str:
@@ -285,8 +302,8 @@ def _statement_word(line: str, column: int) -> str | None:
     return words[0] if words else None
 
 
-def _unexpected_character(err: UnexpectedCharacters, lines: list[str],
-                          spanner: Spanner) -> RecipeError:
+def _unexpected_character(err: UnexpectedCharacters, lines: list[str], spanner: Spanner,
+                          end: str) -> RecipeError:
     line, column, char = err.line, err.column, err.char
     text = lines[line - 1] if 0 < line <= len(lines) else ""
     span = spanner(line, column, column + 1)
@@ -301,7 +318,7 @@ def _unexpected_character(err: UnexpectedCharacters, lines: list[str],
                            f"close the string with {char} on the same line")
     shown = f"'{char}'" if char.isprintable() else f"U+{ord(char):04X}"
     statement = _statement_word(text, column)
-    return RecipeError(f"unexpected character {shown}; expected {_or_list(expected)}", span,
+    return RecipeError(f"unexpected character {shown}{_or_list(expected, end)}", span,
                        f"usage: {USAGE[statement]}" if statement in USAGE else None)
 
 
@@ -383,7 +400,7 @@ def choice(word: str, options: Iterable[str], what: str, span: Span | None) -> s
     options = tuple(options)
     if word in options:
         return word
-    close = closest(word, options, 1)
+    close = closest(word, options, 1, cutoff=0.5)     # short names: l3 is one edit from l1
     hint = (f"did you mean '{close[0]}'? " if close else "") + "one of " + ", ".join(options)
     raise RecipeError(f"unknown {what} '{_quote(word)}'", span, hint)
 
@@ -407,6 +424,12 @@ def literal(text: str, span: Span | None):
     if _terminal_regex("NUMBER").fullmatch(text):
         return to_number(text, span)
     return text
+
+
+def selector(pattern: str, span: Span | None) -> ast.Selector:
+    """A checked Selector: braces, ranges and characters are validated by Glob."""
+    Glob(pattern, span)
+    return ast.Selector(pattern, span)
 
 
 def unquote(text: str) -> str:
@@ -698,9 +721,7 @@ class _Builder(Transformer_NonRecursive):
         return self._selector(children[0])
 
     def _selector(self, tok: Token) -> ast.Selector:
-        span = self._tspan(tok)
-        Glob(str(tok), span)                    # validates: braces, ranges, characters
-        return ast.Selector(str(tok), span)
+        return selector(str(tok), self._tspan(tok))
 
     def round(self, meta, children):
         return integer(str(children[0]), self._tspan(children[0]), "round")

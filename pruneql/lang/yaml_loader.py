@@ -43,7 +43,7 @@ from pruneql.errors import RecipeError, Span
 from pruneql.lang import ast
 from pruneql.lang.parse import (DATA_SOURCES, EMIT_FORMATS, OPTIMIZERS, TARGET_METRICS,
                                 amount, check_size, choice, criterion, fraction, integer,
-                                internal_error, literal, parse_fragment, real)
+                                internal_error, literal, parse_fragment, real, selector)
 from pruneql.lang.select import closest
 
 _QUOTE_HINT = ("in YAML, quote values that start with * & ! { [ | > % @ or hold ': ' "
@@ -393,8 +393,9 @@ def _selectors(doc: _Document, node: Node) -> tuple:
         return doc.fragment(node, "", "selectors", "select")
     if not node.value:
         raise RecipeError("select needs at least one selector", doc.span(node))
-    return tuple(s for item in node.value
-                 for s in doc.fragment(item, "", "selectors", "a selector"))
+    # one glob per item: checked by Glob alone, which is much faster than a parse per item
+    return tuple(selector(doc.scalar(item, "a selector").strip(), doc.span(item))
+                 for item in node.value)
 
 
 def _scope_where(doc: _Document, given: dict) -> tuple:

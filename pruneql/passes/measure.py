@@ -17,7 +17,8 @@ def measure(ctx: Context) -> Context:
     total = sum(p.numel() for p in ctx.gm.parameters())
     flops_b = sum(r["flops"][0] for r in layers)
     flops_a = sum(r["flops"][1] for r in layers)
-    params_a = total - sum(r["params"][0] - r["params"][1] for r in layers)
+    params_a = total - sum(r["params"][0] - r["params"][1] for r in layers) \
+        - sum(_param_cut(ctx.gm, p, analysis, removed) for p in analysis.params.values())
     ctx.report = Report(model=ctx.model_label, input_shape=list(ctx.example_inputs[0].shape),
                         before={"flops": int(flops_b), "params": int(total)},
                         after={"flops": int(flops_a), "params": int(params_a)},
@@ -41,6 +42,22 @@ def _layer_row(layer, analysis, removed) -> dict:
                        _params(layer.module, layer.kind, in_a, out_a)]}
 
 
+def _param_cut(gm, param, analysis, removed) -> int:
+    """Elements a directly used parameter (layer scale) loses."""
+    tensor = gm.get_parameter(param.target) if _is_param(gm, param.target) \
+        else gm.get_buffer(param.target)
+    gone = int(removed[analysis.classes[param.ids]].sum())
+    return gone * tensor.numel() // tensor.shape[param.axis] if _is_param(gm, param.target) else 0
+
+
+def _is_param(gm, target: str) -> bool:
+    try:
+        gm.get_parameter(target)
+        return True
+    except AttributeError:
+        return False
+
+
 def _params(module, kind: str, n_in, n_out) -> int:
     """Parameter count of ``module`` with ``n_in``/``n_out`` channels (None: unchanged)."""
     own = {name: p.numel() for name, p in module.named_parameters(recurse=False)}
@@ -48,6 +65,11 @@ def _params(module, kind: str, n_in, n_out) -> int:
         return sum(own.values())
     if kind == "norm":
         return sum(n_out for _ in own)
+    if kind == "convT":
+        n_in = module.in_channels if n_in is None else n_in
+        n_out = module.out_channels if n_out is None else n_out
+        return n_in * (n_out // module.groups) * int(np.prod(module.kernel_size)) + \
+            (n_out if "bias" in own else 0)
     if kind == "conv":
         n_in = module.in_channels if n_in is None else n_in
         per_filter = (n_in // groups_after(module, n_in)) * int(np.prod(module.kernel_size))

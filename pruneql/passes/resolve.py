@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pruneql.errors import PlanError
+from pruneql.graph.channels import PRODUCER_KINDS
 from pruneql.lang import ast
 from pruneql.lang.select import Glob, closest, evaluate, in_scope
 from pruneql.passes.context import Context, Selection
@@ -10,7 +11,7 @@ from pruneql.passes.context import Context, Selection
 def resolve(ctx: Context) -> Context:
     """Fill ``ctx.selections``: one Selection per group a prune statement reaches."""
     analysis = ctx.analysis
-    layers = [l for l in analysis.layers.values() if l.kind in ("conv", "linear")]
+    layers = [l for l in analysis.layers.values() if l.kind in PRODUCER_KINDS]
     skipped = _skipped(ctx.recipe, layers)
     chosen: dict[int, Selection] = {}
     for stmt in ctx.recipe.of(ast.Prune):

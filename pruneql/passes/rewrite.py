@@ -13,38 +13,63 @@ from pruneql.passes.context import Context
 def rewrite(ctx: Context) -> Context:
     """Set ``ctx.pruned``: a copy of the traced model without the removed channels.
 
-    The copy is an fx GraphModule; besides parameters, graph constants that encode channel
-    counts (channel padding of option-A shortcuts, literal sizes in ``view``) are updated.
+    The copy is an fx GraphModule. Besides parameters and buffers, graph constants that
+    encode channel counts follow the cut: channel padding of option-A shortcuts, literal
+    sizes in ``view``/``reshape``, ``split``/``chunk`` sizes and channel slices.
     """
     pruned = copy.deepcopy(ctx.gm)
     analysis, removed = ctx.analysis, ctx.removed
+    keep = _Keep(analysis, removed)
     modules = dict(pruned.named_modules())
     for layer in analysis.layers.values():
-        keep_in = _kept(analysis, layer.in_elems, removed)
-        keep_out = _kept(analysis, layer.out_elems, removed)
-        _slice(modules[layer.name], layer.kind, keep_in, keep_out)
-    for node in pruned.graph.nodes:
-        if "pruneql.pad" in node.meta:
-            _fix_pad(node, analysis, removed)
-        elif node.op == "call_method" and node.target in ("view", "reshape"):
-            _fix_view(node, analysis, removed)
+        _slice(modules[layer.name], layer.kind, keep.index(layer.in_elems),
+               keep.index(layer.out_elems))
+    for param in analysis.params.values():
+        _slice_param(pruned, param, keep.index(param.ids))
+    for node in list(pruned.graph.nodes):
+        _fix_node(pruned, node, keep)
+    pruned.graph.lint()
     pruned.recompile()
     ctx.pruned = pruned.eval()
     return ctx
 
 
-def _kept(analysis, elems, removed) -> torch.Tensor | None:
-    if elems is None:
-        return None
-    keep = ~removed[analysis.classes[elems]]
-    return None if keep.all() else torch.from_numpy(np.nonzero(keep)[0])
+class _Keep:
+    """Which channels of a space survive."""
 
+    def __init__(self, analysis, removed):
+        self.analysis, self.removed = analysis, removed
+
+    def mask(self, ids: np.ndarray) -> np.ndarray:
+        return ~self.removed[self.analysis.classes[ids]]
+
+    def index(self, ids) -> torch.Tensor | None:
+        """Kept positions of a 1-D id array, or None when nothing goes."""
+        if ids is None:
+            return None
+        keep = self.mask(ids)
+        return None if keep.all() else torch.from_numpy(np.nonzero(keep)[0])
+
+    def sizes(self, node_name: str):
+        """(dim, kept size of each channel axis) of a node's space."""
+        space = self.analysis.spaces.get(node_name)
+        if space is None:
+            return None
+        keep = self.mask(space.ids)
+        axes = range(keep.ndim)
+        return space.dim, [int(keep.any(axis=tuple(a for a in axes if a != i)).sum())
+                           if keep.ndim > 1 else int(keep.sum()) for i in axes]
+
+
+# ---- modules -------------------------------------------------------------------------------
 
 def _slice(module: nn.Module, kind: str, keep_in, keep_out) -> None:
     if keep_in is None and keep_out is None:
         return
     if kind == "norm":
         return _slice_norm(module, keep_out)
+    if kind == "convT":
+        return _slice_conv_transpose(module, keep_in, keep_out)
     grouped = kind == "conv" and module.groups > 1   # whole groups go: no input slicing
     weight = module.weight.data
     if keep_out is not None:
@@ -63,16 +88,43 @@ def _slice(module: nn.Module, kind: str, keep_in, keep_out) -> None:
         module.out_features, module.in_features = weight.shape
 
 
+def _slice_conv_transpose(module: nn.Module, keep_in, keep_out) -> None:
+    weight = module.weight.data                   # (in, out, *kernel)
+    if keep_in is not None:
+        weight = weight[keep_in]
+    if keep_out is not None:
+        weight = weight[:, keep_out]
+        if module.bias is not None:
+            _set(module, "bias", module.bias.data[keep_out])
+    _set(module, "weight", weight)
+    module.in_channels, module.out_channels = weight.shape[0], weight.shape[1]
+
+
 def _slice_norm(module: nn.Module, keep) -> None:
     if keep is None:
         return
+    old = _width(module)
     for name in ("weight", "bias"):
         if getattr(module, name, None) is not None:
             _set(module, name, getattr(module, name).data[keep])
     for name in ("running_mean", "running_var"):
         if getattr(module, name, None) is not None:
             setattr(module, name, getattr(module, name)[keep].clone())
-    module.num_features = int(len(keep))
+    n = int(len(keep))
+    if isinstance(module, nn.GroupNorm):
+        module.num_groups = module.num_groups * n // old
+        module.num_channels = n
+    elif isinstance(module, nn.PReLU):
+        module.num_parameters = n
+    else:
+        module.num_features = n
+
+
+def _width(module: nn.Module) -> int:
+    for attr in ("num_channels", "num_parameters", "num_features"):
+        if hasattr(module, attr):
+            return getattr(module, attr)
+    raise AttributeError(f"{type(module).__name__} has no channel count")
 
 
 def _set(module: nn.Module, name: str, value: torch.Tensor) -> None:
@@ -80,27 +132,87 @@ def _set(module: nn.Module, name: str, value: torch.Tensor) -> None:
     setattr(module, name, nn.Parameter(value.clone(), requires_grad=old.requires_grad))
 
 
-def _fix_pad(node: fx.Node, analysis, removed) -> None:
+def _slice_param(gm: fx.GraphModule, param, keep) -> None:
+    """A parameter used directly (say a layer-scale vector) loses the removed channels."""
+    if keep is None:
+        return
+    owner_name, _, attr = param.target.rpartition(".")
+    owner = gm.get_submodule(owner_name) if owner_name else gm
+    old = getattr(owner, attr)
+    value = old.data.index_select(param.axis, keep).clone()
+    if isinstance(old, nn.Parameter):
+        value = nn.Parameter(value, requires_grad=old.requires_grad)
+    setattr(owner, attr, value)
+
+
+# ---- graph constants ---------------------------------------------------------------------
+
+def _fix_node(gm: fx.GraphModule, node: fx.Node, keep: _Keep) -> None:
+    if "pruneql.pad" in node.meta:
+        _fix_pad(node, keep)
+    elif "pruneql.slice" in node.meta:
+        _fix_slice(node, keep)
+    elif "pruneql.split" in node.meta:
+        _fix_split(gm, node, keep)
+    elif node.meta.get("pruneql.view") and node.op == "call_method" \
+            and node.target in ("view", "reshape"):
+        _fix_view(node, keep)
+
+
+def _fix_pad(node: fx.Node, keep: _Keep) -> None:
     """Channel padding shrinks by the padding channels that were removed."""
     pos, front, back = node.meta["pruneql.pad"]
-    keep = ~removed[analysis.classes[analysis.spaces[node.name]]]
+    mask = keep.mask(keep.analysis.spaces[node.name].ids)
     pad = list(node.args[1] if len(node.args) > 1 else node.kwargs["pad"])
-    pad[pos] = int(keep[:front].sum())
-    pad[pos + 1] = int(keep[len(keep) - back:].sum()) if back else 0
+    pad[pos] = int(mask[:front].sum())
+    pad[pos + 1] = int(mask[len(mask) - back:].sum()) if back else 0
     if len(node.args) > 1:
         node.args = (node.args[0], tuple(pad), *node.args[2:])
     else:
         node.kwargs = {**node.kwargs, "pad": tuple(pad)}
 
 
-def _fix_view(node: fx.Node, analysis, removed) -> None:
-    """A literal channel (or flattened feature) count in ``view``/``reshape`` follows the cut."""
-    elems = analysis.spaces.get(node.name)
-    if elems is None:
+def _fix_slice(node: fx.Node, keep: _Keep) -> None:
+    """``x[:, a:b]`` keeps the same channels: new bounds count the kept ones before them."""
+    src = keep.analysis.spaces[node.args[0].name]
+    dim = node.meta["pruneql.slice"]
+    index = list(node.args[1] if isinstance(node.args[1], tuple) else (node.args[1],))
+    start, stop, _ = index[dim].indices(len(src.ids))
+    mask = keep.mask(src.ids)
+    index[dim] = slice(int(mask[:start].sum()), int(mask[:stop].sum()))
+    node.args = (node.args[0], tuple(index))
+
+
+def _fix_split(gm: fx.GraphModule, node: fx.Node, keep: _Keep) -> None:
+    """``split``/``chunk`` along the channels becomes ``torch.split`` with the kept sizes."""
+    dim = node.meta["pruneql.split"]
+    src = node.args[0] if node.args else node.kwargs["input"]
+    sizes = _piece_sizes(node, keep)
+    with gm.graph.inserting_before(node):
+        new = gm.graph.call_function(torch.split, (src, sizes), {"dim": dim})
+    node.replace_all_uses_with(new)
+    gm.graph.erase_node(node)
+
+
+def _piece_sizes(node: fx.Node, keep: _Keep) -> list:
+    src = keep.analysis.spaces[(node.args[0] if node.args else node.kwargs["input"]).name]
+    bounds = node.meta["pruneql.split.bounds"]
+    mask = keep.mask(src.ids)
+    return [int(mask[a:b].sum()) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _fix_view(node: fx.Node, keep: _Keep) -> None:
+    """Literal channel counts in ``view``/``reshape`` follow the cut."""
+    found = keep.sizes(node.name)
+    if found is None:
         return
-    width = int((~removed[analysis.classes[elems]]).sum())
+    dim, sizes = found
     packed = len(node.args) == 2 and isinstance(node.args[1], (tuple, list))
     shape = list(node.args[1] if packed else node.args[1:])
-    if len(shape) > 1 and isinstance(shape[1], int) and shape[1] != -1:
-        shape[1] = width
-        node.args = (node.args[0], tuple(shape)) if packed else (node.args[0], *shape)
+    old = node.meta["pruneql.shape"]
+    for i, size in enumerate(sizes):
+        pos = dim + i
+        if pos < len(shape) and isinstance(shape[pos], int) and shape[pos] not in (-1, size) \
+                and shape[pos] == old[pos]:
+            shape[pos] = size
+    node.args = (node.args[0], tuple(shape)) if packed else (node.args[0], *shape)

@@ -57,7 +57,7 @@ def _accumulate(ctx, group, producers, criterion: str, removed) -> tuple:
 
 
 def _per_input(layer, in_mask):
-    """The mask over the weight's input dimension (a flatten repeats each channel)."""
-    if in_mask is None or layer.kind != "conv" or layer.module.groups == 1:
+    """The mask over the weight's input dimension; grouped convs have none to mask."""
+    if in_mask is None or getattr(layer.module, "groups", 1) == 1:
         return in_mask
     return None

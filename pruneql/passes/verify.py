@@ -23,7 +23,7 @@ class _Masked(fx.Interpreter):
         drop = self.masks.get(n.name)
         if drop is not None and isinstance(out, torch.Tensor):
             out = out.clone()
-            out[:, drop] = 0
+            out[drop] = 0
         return out
 
 
@@ -31,10 +31,10 @@ def masked_outputs(ctx: Context, inputs: tuple) -> list:
     """The original model's outputs with the channels of ``ctx.removed`` zeroed."""
     analysis, removed = ctx.analysis, ctx.removed
     masks = {}
-    for name, elems in analysis.spaces.items():
-        gone = removed[analysis.classes[elems]]
+    for name, space in analysis.spaces.items():
+        gone = removed[analysis.classes[space.ids]]
         if gone.any():
-            masks[name] = torch.from_numpy(gone.nonzero()[0])
+            masks[name] = (slice(None),) * space.dim + (torch.from_numpy(gone),)
     with torch.no_grad():
         return tree_flatten(_Masked(ctx.gm, masks).run(*inputs))[0]
 

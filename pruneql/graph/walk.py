@@ -1,0 +1,579 @@
+"""One walk over the fx graph that gives every channel its element id.
+
+A *space* is the channel part of a tensor: an array of element ids laid over the tensor
+dims ``[dim, dim + ids.ndim)``. Usually that is dim 1 with a 1-D array; ``permute`` moves it
+(channels-last blocks), a ``view`` that splits the channels makes it 2-D (channel shuffle)
+and a ``view`` that merges it with later dims flattens it. Ops either reuse their input's
+ids, compose them (``cat``, channel ``F.pad``, ``split``), or tie them together (``add``,
+``mul``, grouped convs, GroupNorm): tied ids form one *class*, removed everywhere at once.
+An op not modelled here *pins* the classes it touches, with the reason.
+"""
+from __future__ import annotations
+
+import math
+import operator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import fx, nn
+
+from pruneql.graph import ops
+
+INPUT_REASON = "model input"
+OUTPUT_REASON = "reaches a model output"
+
+
+class UnionFind:
+    """Disjoint sets over element ids, with path halving."""
+
+    def __init__(self):
+        self.parent: list[int] = []
+
+    def fresh(self, n: int) -> np.ndarray:
+        start = len(self.parent)
+        self.parent.extend(range(start, start + n))
+        return np.arange(start, start + n, dtype=np.int64)
+
+    def find(self, x: int) -> int:
+        parent = self.parent
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def union_arrays(self, a: np.ndarray, b: np.ndarray) -> None:
+        for x, y in zip(a.ravel().tolist(), b.ravel().tolist()):
+            rx, ry = self.find(x), self.find(y)
+            if rx != ry:
+                self.parent[max(rx, ry)] = min(rx, ry)
+
+    def union_all(self, elems: np.ndarray) -> None:
+        flat = elems.ravel()
+        if len(flat) > 1:
+            self.union_arrays(flat[:1].repeat(len(flat) - 1), flat[1:])
+
+    def roots(self) -> np.ndarray:
+        return np.array([self.find(x) for x in range(len(self.parent))], dtype=np.int64)
+
+
+@dataclass
+class Space:
+    """Element ids of a tensor's channels, laid over dims ``[dim, dim + ids.ndim)``."""
+
+    ids: np.ndarray
+    dim: int
+
+    def flat(self, dim: int | None = None) -> np.ndarray | None:
+        """The ids as a 1-D channel array, when they are one (at ``dim`` if given)."""
+        if self.ids.ndim != 1 or (dim is not None and self.dim != dim):
+            return None
+        return self.ids
+
+
+@dataclass
+class ParamSlice:
+    """A parameter used directly (``get_attr``) whose ``axis`` follows a channel space."""
+
+    target: str
+    axis: int
+    ids: np.ndarray
+    users: set
+
+
+class Walker:
+    """Walks the fx graph once; results are read by :func:`channels.analyze`."""
+
+    def __init__(self, gm: fx.GraphModule):
+        self.gm = gm
+        self.uf = UnionFind()
+        self.kinds: list[str] = []
+        self.spaces: dict[str, Space] = {}
+        self.pieces: dict[str, list] = {}            # split/chunk node -> Space per piece
+        self.pins: dict[int, str] = {}
+        self.calls: list[tuple] = []                 # (node, kind, in ids) of layers
+        self.params: dict[str, ParamSlice] = {}
+        self.modules = dict(gm.named_modules())
+        self.call_counts = _count_module_calls(gm)
+
+    # ---- bookkeeping ------------------------------------------------------------------
+    def fresh(self, n: int, kind: str) -> np.ndarray:
+        self.kinds.extend([kind] * n)
+        return self.uf.fresh(n)
+
+    def pin(self, ids: np.ndarray | None, reason: str) -> None:
+        if ids is not None:
+            for e in ids.ravel().tolist():
+                self.pins.setdefault(e, reason)
+
+    def set_space(self, node: fx.Node, ids: np.ndarray, dim: int = 1) -> None:
+        self.spaces[node.name] = Space(ids, dim)
+        node.meta["pruneql.channels"] = (ids, dim)
+
+    def space(self, node) -> Space | None:
+        return self.spaces.get(node.name) if isinstance(node, fx.Node) else None
+
+    def run(self) -> None:
+        for node in self.gm.graph.nodes:
+            getattr(self, f"on_{node.op}")(node)
+        self.check_params()
+
+    # ---- node kinds -------------------------------------------------------------------
+    def on_placeholder(self, node):
+        shape = _shape(node)
+        if shape is not None and len(shape) >= 2:
+            ids = self.fresh(shape[1], "input")
+            self.pin(ids, INPUT_REASON)
+            self.set_space(node, ids)
+
+    def on_get_attr(self, node):
+        """Parameters get ids only where an elementwise op shows which axis is channels."""
+
+    def on_output(self, node):
+        for src in _tensor_inputs(node):
+            space = self.space(src)
+            self.pin(space.ids if space else None, OUTPUT_REASON)
+        for name, pieces in self.pieces.items():
+            if any(n.name == name for n in _flat_nodes(node.args)):
+                for piece in pieces:
+                    self.pin(piece.ids, OUTPUT_REASON)
+
+    def on_call_module(self, node):
+        module = self.modules[node.target]
+        if self.call_counts[node.target] > 1 and _has_state(module):
+            return self.opaque(node, f"module '{node.target}' is called "
+                                     f"{self.call_counts[node.target]} times (shared weights)")
+        handler = _MODULE_HANDLERS.get(type(module))
+        if handler is None:
+            handler = next((h for t, h in _MODULE_HANDLERS.items() if isinstance(module, t)), None)
+        if handler is not None:
+            return handler(self, node, module)
+        if isinstance(module, ops.PASS_MODULES) or _is_scalar_prelu(module):
+            return self.passthrough(node)
+        return self.opaque(node, f"module '{node.target}' ({type(module).__name__}) is not "
+                                 f"modelled")
+
+    def on_call_function(self, node):
+        handler = _FUNCTION_HANDLERS.get(node.target)
+        if handler is not None:
+            return handler(self, node)
+        if node.target is getattr and _shape(node) is None:
+            return None
+        return self.opaque(node, f"op {ops.describe(node)} is not modelled")
+
+    def on_call_method(self, node):
+        handler = _METHOD_HANDLERS.get(node.target)
+        if handler is not None:
+            return handler(self, node)
+        if node.target in ops.SHAPE_METHODS:
+            return None
+        return self.opaque(node, f"op {ops.describe(node)} is not modelled")
+
+    # ---- generic families ---------------------------------------------------------------
+    def opaque(self, node, reason: str) -> None:
+        """An op whose channel behaviour is unknown: pin everything it touches."""
+        for src in _tensor_inputs(node):
+            space = self.space(src)
+            self.pin(space.ids if space else None, reason)
+            for piece in self.pieces.get(src.name, ()):
+                self.pin(piece.ids, reason)
+        shape = _shape(node)
+        if shape is not None and len(shape) >= 2:
+            ids = self.fresh(shape[1], "opaque")
+            self.pin(ids, reason)
+            self.set_space(node, ids)
+
+    def passthrough(self, node) -> None:
+        """Output channel i depends on input channel i alone (activations, pooling...)."""
+        src = _first_tensor(node)
+        space, shape, src_shape = self.space(src), _shape(node), _shape(src)
+        if space is None or shape is None or src_shape is None:
+            return self.opaque(node, f"op {ops.describe(node)} has no channel input")
+        lo, hi = space.dim, space.dim + space.ids.ndim
+        if len(shape) != len(src_shape) or shape[lo:hi] != src_shape[lo:hi]:
+            return self.opaque(node, f"op {ops.describe(node)} changes the channel dimension")
+        self.set_space(node, space.ids, space.dim)
+
+    def add_call(self, node, kind: str, in_ids) -> None:
+        self.calls.append((node, kind, in_ids))
+
+    # ---- layers -------------------------------------------------------------------------
+    def conv(self, node, conv) -> None:
+        in_ids = self.space(_first_tensor(node))
+        in_ids = in_ids.flat(1) if in_ids else None
+        if in_ids is None:
+            return self.opaque(node, f"convolution '{node.target}' reads no channel space")
+        if conv.groups == 1:
+            out = self.fresh(conv.out_channels, f"out:{node.target}")
+        elif conv.in_channels == conv.out_channels == conv.groups:
+            out = in_ids            # depthwise: filter i reads and writes channel i
+        else:
+            out = self.fresh(conv.out_channels, f"out:{node.target}")
+            self.tie_groups(conv.groups, in_ids, out)
+        self.set_space(node, out)
+        self.add_call(node, "conv", in_ids)
+
+    def conv_transpose(self, node, conv) -> None:
+        in_ids = self.space(_first_tensor(node))
+        in_ids = in_ids.flat(1) if in_ids else None
+        if in_ids is None or conv.groups != 1:
+            return self.opaque(node, f"transposed convolution '{node.target}' with groups="
+                                     f"{conv.groups}" if in_ids is not None else
+                               f"transposed convolution '{node.target}' reads no channels")
+        self.set_space(node, self.fresh(conv.out_channels, f"out:{node.target}"))
+        self.add_call(node, "convT", in_ids)
+
+    def tie_groups(self, groups: int, *arrays) -> None:
+        """Whole groups go together: group k of every array forms one class."""
+        for k in range(groups):
+            block = [a[k * (len(a) // groups):(k + 1) * (len(a) // groups)] for a in arrays]
+            self.uf.union_all(np.concatenate(block))
+
+    def linear(self, node, linear) -> None:
+        src = _first_tensor(node)
+        space, shape = self.space(src), _shape(node)
+        last = len(shape) - 1 if shape else None
+        in_ids = space.flat(last) if space else None
+        if in_ids is None:
+            return self.opaque(node, f"Linear '{node.target}' over a non-channel dimension")
+        self.set_space(node, self.fresh(linear.out_features, f"out:{node.target}"), last)
+        self.add_call(node, "linear", in_ids)
+
+    def norm(self, node, module) -> None:
+        """Per-channel normalisation or affine: parameters are sliced with the channels."""
+        self.passthrough(node)
+        space = self.space(node)
+        if space is None or space.flat(1) is None:
+            return self.opaque(node, f"norm '{node.target}' over a non-channel dimension")
+        if isinstance(module, nn.GroupNorm):
+            self.tie_groups(module.num_groups, space.ids)
+        self.add_call(node, "norm", space.ids)
+
+    def layer_norm(self, node, module) -> None:
+        shape = getattr(module, "normalized_shape", None)
+        if shape is None:
+            shape = node.args[1] if len(node.args) > 1 else node.kwargs.get("normalized_shape")
+        self.layer_norm_over(node, len(shape) if isinstance(shape, (tuple, list)) else 1)
+
+    def layer_norm_over(self, node, n_dims: int) -> None:
+        space = self.space(_first_tensor(node))
+        src_shape = _shape(_first_tensor(node))
+        if space is not None and src_shape is not None and \
+                space.dim + space.ids.ndim <= len(src_shape) - n_dims:
+            return self.passthrough(node)   # normalises over dims after the channels only
+        self.opaque(node, "LayerNorm over the channels (its statistics span all channels, "
+                          "so removing one changes the others)")
+
+    # ---- elementwise ----------------------------------------------------------------------
+    def binary(self, node) -> None:
+        shape = _shape(node)
+        if shape is None or len(shape) < 2:
+            return self.opaque(node, f"op {ops.describe(node)} has no channel output")
+        spaced = [(a, self.space(a)) for a in _operands(node) if self.space(a) is not None]
+        if not spaced:
+            return self.opaque(node, f"op {ops.describe(node)} has no channel input")
+        offsets = [(len(shape) - len(_shape(a)) + s.dim, s) for a, s in spaced]
+        lead_dim, lead = max(offsets, key=lambda o: o[1].ids.size)
+        for dim, space in offsets:
+            if dim != lead_dim or space.ids.shape != lead.ids.shape:
+                return self.opaque(node, f"op {ops.describe(node)} broadcasts one tensor's "
+                                         f"channels over another's")
+            self.uf.union_arrays(lead.ids, space.ids)
+        for arg in _operands(node):
+            if isinstance(arg, fx.Node) and self.space(arg) is None and _shape(arg) is not None:
+                if not self.constant_along(node, arg, lead_dim, lead):
+                    return self.opaque(node, f"op {ops.describe(node)} combines the channels "
+                                             f"with a tensor PruneQL cannot slice")
+        self.set_space(node, lead.ids, lead_dim)
+
+    def constant_along(self, node, arg, dim: int, space: Space) -> bool:
+        """Whether a channel-less operand is harmless here, or a per-channel parameter."""
+        shape, arg_shape = _shape(node), _shape(arg)
+        offset = len(shape) - len(arg_shape)
+        axes = [d - offset for d in range(dim, dim + space.ids.ndim)]
+        varying = [a for a in axes if a >= 0 and arg_shape[a] > 1]
+        if not varying:
+            return True
+        if arg.op != "get_attr" or space.ids.ndim != 1 or \
+                any(s > 1 for i, s in enumerate(arg_shape) if i != varying[0]):
+            return False
+        return self.param_slice(arg, varying[0], space.ids, node)
+
+    def param_slice(self, attr_node, axis: int, ids: np.ndarray, user) -> bool:
+        known = self.params.get(attr_node.target)
+        if known is None:
+            known = self.params[attr_node.target] = ParamSlice(
+                attr_node.target, axis, self.fresh(len(ids), f"param:{attr_node.target}"),
+                set())
+        if known.axis != axis or len(known.ids) != len(ids):
+            return False
+        self.uf.union_arrays(known.ids, ids)
+        known.users.add(user.name)
+        return True
+
+    def check_params(self) -> None:
+        """A sliced parameter must have no use PruneQL did not account for."""
+        for node in self.gm.graph.nodes:
+            if node.op == "get_attr" and node.target in self.params:
+                known = self.params[node.target]
+                other = [u.name for u in node.users if u.name not in known.users]
+                if other:
+                    self.pin(known.ids, f"parameter '{node.target}' is also used by {other[0]}")
+
+    # ---- composition ----------------------------------------------------------------------
+    def cat(self, node) -> None:
+        tensors = node.args[0] if node.args else node.kwargs.get("tensors")
+        dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
+        shape = _shape(node)
+        spaces = [self.space(t) for t in tensors] if isinstance(tensors, (list, tuple)) else [None]
+        if shape is None or any(s is None or s.flat() is None for s in spaces) or \
+                len({s.dim for s in spaces}) != 1:
+            return self.opaque(node, f"op {ops.describe(node)} of non-channel tensors")
+        cdim = spaces[0].dim
+        if dim % len(shape) == cdim:
+            return self.set_space(node, np.concatenate([s.ids for s in spaces]), cdim)
+        for other in spaces[1:]:
+            self.uf.union_arrays(spaces[0].ids, other.ids)
+        self.set_space(node, spaces[0].ids, cdim)
+
+    def pad(self, node) -> None:
+        src = _first_tensor(node)
+        space, src_shape = self.space(src), _shape(src)
+        pad = node.args[1] if len(node.args) > 1 else node.kwargs.get("pad")
+        mode = node.args[2] if len(node.args) > 2 else node.kwargs.get("mode", "constant")
+        if space is None or space.flat() is None or not _static_ints(pad):
+            return self.opaque(node, "op F.pad of a dynamic padding or non-channel tensor")
+        pos = 2 * (len(src_shape) - 1 - space.dim)   # pad lists the last dimension first
+        if len(pad) <= pos or (pad[pos] == 0 and pad[pos + 1] == 0):
+            return self.passthrough(node)
+        if mode != "constant" or pad[pos] < 0 or pad[pos + 1] < 0:
+            return self.opaque(node, "op F.pad crops the channels or pads them with a "
+                                     "non-constant mode")
+        front, back = pad[pos], pad[pos + 1]
+        ids = np.concatenate([self.fresh(front, "pad"), space.ids, self.fresh(back, "pad")])
+        node.meta["pruneql.pad"] = (pos, front, back)
+        self.set_space(node, ids, space.dim)
+
+    def split(self, node) -> None:
+        """``split``/``chunk``: pieces along the channels become spaces of their own."""
+        src = _first_tensor(node)
+        space, src_shape = self.space(src), _shape(src)
+        how = node.args[1] if len(node.args) > 1 else node.kwargs.get(
+            "split_size_or_sections", node.kwargs.get("split_size", node.kwargs.get("chunks")))
+        dim = node.args[2] if len(node.args) > 2 else node.kwargs.get("dim", 0)
+        if space is None or src_shape is None or not isinstance(dim, int):
+            return self.opaque(node, f"op {ops.describe(node)} of a non-channel tensor")
+        chunk = node.target in ("chunk",) or node.target is torch.chunk
+        sizes = _split_sizes(src_shape[dim % len(src_shape)], how, chunk)
+        if sizes is None:
+            return self.opaque(node, f"op {ops.describe(node)} with dynamic sizes")
+        if dim % len(src_shape) != space.dim:
+            self.pieces[node.name] = [space] * len(sizes)
+            return None
+        if space.flat() is None:
+            return self.opaque(node, f"op {ops.describe(node)} of a reshaped channel dimension")
+        bounds = np.cumsum([0] + sizes)
+        self.pieces[node.name] = [Space(space.ids[a:b], space.dim)
+                                  for a, b in zip(bounds[:-1], bounds[1:])]
+        node.meta["pruneql.split"] = space.dim
+        node.meta["pruneql.split.bounds"] = bounds.tolist()
+
+    def getitem(self, node) -> None:
+        src, index = node.args[0], node.args[1]
+        if isinstance(src, fx.Node) and src.name in self.pieces and isinstance(index, int):
+            piece = self.pieces[src.name][index]
+            return self.set_space(node, piece.ids, piece.dim)
+        space = self.space(src)
+        if space is None:
+            return self.opaque(node, "item of a value PruneQL does not model")
+        index = index if isinstance(index, tuple) else (index,)
+        if any(not isinstance(i, (slice, int)) for i in index) or \
+                any(isinstance(i, int) for i in index[:space.dim + space.ids.ndim]):
+            return self.opaque(node, "indexing that moves or selects channels")
+        if len(index) <= space.dim or index[space.dim] == slice(None):
+            return self.set_space(node, space.ids, space.dim)
+        cut = index[space.dim]
+        if space.flat() is None or not _static_slice(cut):
+            return self.opaque(node, "slicing of the channels with a step or dynamic bounds")
+        node.meta["pruneql.slice"] = space.dim
+        self.set_space(node, space.ids[cut], space.dim)
+
+    # ---- shape changes --------------------------------------------------------------------
+    def reshape(self, node) -> None:
+        src = _first_tensor(node)
+        space, shape, src_shape = self.space(src), _shape(node), _shape(src)
+        if space is None or shape is None or src_shape is None:
+            return self.opaque(node, f"op {ops.describe(node)} of a non-channel tensor")
+        found = _reshaped(space, src_shape, shape)
+        if found is None:
+            return self.opaque(node, f"op {ops.describe(node)} reshapes the channels "
+                                     f"{tuple(src_shape)} -> {tuple(shape)}")
+        ids, dim = found
+        if ids.ndim > 1:      # a split keeps its leading sizes (groups): only the last shrinks
+            for column in ids.reshape(-1, ids.shape[-1]).T:
+                self.uf.union_all(column)
+        node.meta["pruneql.view"] = True
+        self.set_space(node, ids, dim)
+
+    def permute(self, node) -> None:
+        src = _first_tensor(node)
+        space, shape = self.space(src), _shape(src)
+        order = _permutation(node, len(shape) if shape else 0)
+        if space is None or order is None:
+            return self.opaque(node, f"op {ops.describe(node)} of a non-channel tensor")
+        where = [order.index(d) for d in range(space.dim, space.dim + space.ids.ndim)]
+        if max(where) - min(where) != len(where) - 1:
+            return self.opaque(node, f"op {ops.describe(node)} scatters the channel dims")
+        self.set_space(node, space.ids.transpose(np.argsort(where)), min(where))
+
+    def reduce(self, node) -> None:
+        src = _first_tensor(node)
+        space, src_shape = self.space(src), _shape(src)
+        dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+        keep = node.args[2] if len(node.args) > 2 else node.kwargs.get("keepdim", False)
+        dims = (dims,) if isinstance(dims, int) else dims
+        if space is None or src_shape is None or not dims:
+            return self.opaque(node, f"op {ops.describe(node)} reduces over the channels")
+        dims = {d % len(src_shape) for d in dims}
+        if dims & set(range(space.dim, space.dim + space.ids.ndim)):
+            return self.opaque(node, f"op {ops.describe(node)} reduces over the channels")
+        self.set_space(node, space.ids, space.dim - (0 if keep else sum(d < space.dim for d in dims)))
+
+
+def _split_sizes(total: int, how, chunk: bool) -> list | None:
+    if chunk and isinstance(how, int) and how > 0:
+        size = math.ceil(total / how)
+        return [min(size, total - i) for i in range(0, total, size)]
+    if isinstance(how, int) and how > 0:
+        return [min(how, total - i) for i in range(0, total, how)]
+    if isinstance(how, (list, tuple)) and all(isinstance(s, int) for s in how):
+        return list(how)
+    return None
+
+
+def _reshaped(space: Space, src: tuple, out: tuple):
+    """Where the channel ids land after a view/reshape, or None if PruneQL cannot tell."""
+    lo, hi = space.dim, space.dim + space.ids.ndim
+    if tuple(out[:hi]) == tuple(src[:hi]):
+        return space.ids, lo                           # only later dims change
+    if tuple(out[:lo]) != tuple(src[:lo]):
+        return None
+    for end in range(hi, len(src) + 1):                # merge the channels with later dims
+        if out[lo] == math.prod(src[lo:end]) and tuple(out[lo + 1:]) == tuple(src[end:]):
+            return np.repeat(space.ids.ravel(), math.prod(src[hi:end])), lo
+    if space.ids.ndim == 1:                            # split the channels into several dims
+        for end in range(lo + 2, len(out) + 1):
+            if math.prod(out[lo:end]) == src[lo] and tuple(out[end:]) == tuple(src[lo + 1:]):
+                return space.ids.reshape(out[lo:end]), lo
+    return None
+
+
+def _permutation(node, ndim: int) -> list | None:
+    args = [a for a in node.args[1:]]
+    if node.target in ("transpose",) or node.target is torch.transpose:
+        d0 = args[0] if args else node.kwargs.get("dim0")
+        d1 = args[1] if len(args) > 1 else node.kwargs.get("dim1")
+        if not (isinstance(d0, int) and isinstance(d1, int)):
+            return None
+        order = list(range(ndim))
+        order[d0 % ndim], order[d1 % ndim] = order[d1 % ndim], order[d0 % ndim]
+        return order
+    dims = args[0] if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
+    dims = dims or node.kwargs.get("dims")
+    if not dims or not all(isinstance(d, int) for d in dims) or len(dims) != ndim:
+        return None
+    return [d % ndim for d in dims]
+
+
+def _count_module_calls(gm: fx.GraphModule) -> dict:
+    counts: dict[str, int] = {}
+    for node in gm.graph.nodes:
+        if node.op == "call_module":
+            counts[node.target] = counts.get(node.target, 0) + 1
+    return counts
+
+
+def _has_state(module: nn.Module) -> bool:
+    """Whether calling the module twice shares weights (a reused ReLU shares nothing)."""
+    return any(True for _ in module.parameters()) or any(True for _ in module.buffers())
+
+
+def _is_scalar_prelu(module) -> bool:
+    return isinstance(module, nn.PReLU) and module.num_parameters == 1
+
+
+def _shape(node) -> tuple | None:
+    return node.meta.get("pruneql.shape") if isinstance(node, fx.Node) else None
+
+
+def _flat_nodes(value) -> list:
+    found: list = []
+    fx.node.map_arg(value, found.append)
+    return found
+
+
+def _tensor_inputs(node) -> list:
+    seen, out = set(), []
+    for arg in _flat_nodes((node.args, node.kwargs)):
+        if arg.name not in seen:
+            seen.add(arg.name)
+            out.append(arg)
+    return out
+
+
+def _first_tensor(node):
+    return next((a for a in _tensor_inputs(node) if _shape(a) is not None), None)
+
+
+def _operands(node) -> list:
+    args = list(node.args[:2])
+    for key in ("input", "other"):
+        if key in node.kwargs:
+            args.append(node.kwargs[key])
+    return args
+
+
+def _static_ints(value) -> bool:
+    return isinstance(value, (tuple, list)) and all(isinstance(v, int) for v in value)
+
+
+def _static_slice(cut) -> bool:
+    return isinstance(cut, slice) and cut.step in (None, 1) and all(
+        v is None or isinstance(v, int) for v in (cut.start, cut.stop))
+
+
+def _prelu(walker, node, module):
+    if module.num_parameters == 1:
+        return walker.passthrough(node)
+    return walker.norm(node, module)
+
+
+_MODULE_HANDLERS = {
+    **{t: Walker.conv for t in ops.CONV_MODULES},
+    **{t: Walker.conv_transpose for t in ops.CONV_TRANSPOSE_MODULES},
+    **{t: Walker.linear for t in ops.LINEAR_MODULES},
+    **{t: Walker.norm for t in ops.NORM_MODULES},
+    nn.PReLU: _prelu,
+    nn.LayerNorm: Walker.layer_norm,
+    nn.Flatten: lambda w, node, m: w.reshape(node),
+}
+_FUNCTION_HANDLERS = {
+    **{f: Walker.passthrough for f in ops.PASS_FUNCTIONS},
+    **{f: Walker.binary for f in ops.BINARY_FUNCTIONS},
+    **{f: Walker.cat for f in ops.CAT_FUNCTIONS},
+    **{f: Walker.reshape for f in ops.FLATTEN_FUNCTIONS},
+    **{f: Walker.reduce for f in ops.REDUCE_FUNCTIONS},
+    **{f: Walker.permute for f in ops.PERMUTE_FUNCTIONS},
+    **{f: Walker.split for f in ops.SPLIT_FUNCTIONS},
+    torch.nn.functional.pad: Walker.pad,
+    torch.nn.functional.layer_norm: lambda w, node: w.layer_norm(node, None),
+    operator.getitem: Walker.getitem,
+}
+_METHOD_HANDLERS = {
+    **{m: Walker.passthrough for m in ops.PASS_METHODS},
+    **{m: Walker.binary for m in ops.BINARY_METHODS},
+    **{m: Walker.reshape for m in ops.RESHAPE_METHODS},
+    **{m: Walker.reduce for m in ops.REDUCE_METHODS},
+    **{m: Walker.permute for m in ops.PERMUTE_METHODS},
+    **{m: Walker.split for m in ops.SPLIT_METHODS},
+}
