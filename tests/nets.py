@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-BLOCKS = ("conv", "residual", "cat", "depthwise", "shortcut_a", "pool", "mul", "grouped")
+BLOCKS = ("conv", "residual", "cat", "depthwise", "shortcut_a", "pool", "mul", "grouped",
+          "shuffle", "channels_last", "groupnorm", "upsample")
 
 
 class Block(nn.Module):
@@ -15,7 +16,9 @@ class Block(nn.Module):
         super().__init__()
         self.kind = kind
         self.c_out = {"conv": width, "residual": c_in, "cat": 2 * width, "depthwise": c_in,
-                      "shortcut_a": 2 * c_in, "pool": c_in, "mul": c_in, "grouped": 2 * width}[kind]
+                      "shortcut_a": 2 * c_in, "pool": c_in, "mul": c_in, "grouped": 2 * width,
+                      "shuffle": 2 * max(width, 2), "channels_last": c_in, "groupnorm": 2 * width,
+                      "upsample": width}[kind]
         if kind == "conv":
             self.a = nn.Sequential(nn.Conv2d(c_in, width, 3, padding=1), nn.BatchNorm2d(width),
                                    nn.ReLU())
@@ -35,14 +38,36 @@ class Block(nn.Module):
                                    nn.Conv2d(2 * width, 4 * width, 3, padding=1, groups=2),
                                    nn.BatchNorm2d(4 * width),
                                    nn.Conv2d(4 * width, 2 * width, 3, padding=1, groups=2 * width))
+        elif kind == "shuffle":    # split the input, convolve one half, cat, shuffle
+            width = self.c_out // 2       # a shuffle of single channels is no shuffle
+            self.a = nn.Conv2d(c_in, width, 1)
+            self.b = nn.Sequential(nn.Conv2d(c_in, width, 1), nn.ReLU(), nn.Conv2d(width, width, 1))
+        elif kind == "channels_last":
+            self.a = nn.Sequential(nn.Linear(c_in, 2 * width), nn.GELU(), nn.Linear(2 * width, c_in))
+            self.gamma = nn.Parameter(torch.rand(c_in) + 0.5)
+        elif kind == "groupnorm":
+            self.a = nn.Sequential(nn.Conv2d(c_in, 2 * width, 3, padding=1), nn.GroupNorm(2, 2 * width),
+                                   nn.PReLU(2 * width))
+        elif kind == "upsample":   # down, then back up by a transposed conv
+            self.a = nn.Sequential(nn.Conv2d(c_in, width, 3, stride=2, padding=1), nn.ReLU(),
+                                   nn.ConvTranspose2d(width, width, 2, stride=2))
         elif kind == "shortcut_a":
             self.front, self.back = c_in // 2, c_in - c_in // 2   # uneven on purpose
             self.a = nn.Sequential(nn.Conv2d(c_in, 2 * c_in, 3, stride=2, padding=1),
                                    nn.BatchNorm2d(2 * c_in))
 
     def forward(self, x):
-        if self.kind in ("conv", "grouped"):
+        if self.kind in ("conv", "grouped", "groupnorm", "upsample"):
             return self.a(x)
+        if self.kind == "shuffle":
+            y = torch.cat([self.a(x), self.b(x)], dim=1)
+            first, second = y.chunk(2, dim=1)
+            y = torch.cat([first, second], dim=1)
+            n, c, h, w = y.size()
+            return y.view(n, 2, c // 2, h, w).transpose(1, 2).contiguous().view(n, c, h, w)
+        if self.kind == "channels_last":
+            y = self.a(x.permute(0, 2, 3, 1)) * self.gamma
+            return x + y.permute(0, 3, 1, 2)
         if self.kind == "residual":
             return F.relu(x + self.a(x))
         if self.kind == "mul":
@@ -69,6 +94,7 @@ class RandomNet(nn.Module):
             blocks.append(Block(kind, c, width))
             c = blocks[-1].c_out
             size = (size + 1) // 2 if kind in ("pool", "shortcut_a") else size
+            size = 2 * ((size + 1) // 2) if kind == "upsample" else size
         self.blocks = nn.Sequential(*blocks)
         self.flatten = flatten
         self.head = nn.Linear(c * (size * size if flatten else 1), classes)

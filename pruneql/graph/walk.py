@@ -177,11 +177,15 @@ class Walker:
             self.pin(space.ids if space else None, reason)
             for piece in self.pieces.get(src.name, ()):
                 self.pin(piece.ids, reason)
-        shape = _shape(node)
+        shape, first = _shape(node), _first_tensor(node)
+        src = self.space(first)
         if shape is not None and len(shape) >= 2:
-            ids = self.fresh(shape[1], "opaque")
+            # channels stay where the input had them (a channels-last LayerNorm, say)
+            same = src is not None and _shape(first) == shape
+            dim = src.dim if same and src.ids.ndim == 1 else 1
+            ids = self.fresh(shape[dim], "opaque")
             self.pin(ids, reason)
-            self.set_space(node, ids)
+            self.set_space(node, ids, dim)
 
     def passthrough(self, node) -> None:
         """Output channel i depends on input channel i alone (activations, pooling...)."""
@@ -452,19 +456,31 @@ def _split_sizes(total: int, how, chunk: bool) -> list | None:
 
 
 def _reshaped(space: Space, src: tuple, out: tuple):
-    """Where the channel ids land after a view/reshape, or None if PruneQL cannot tell."""
+    """Where the channel ids land after a view/reshape, or None if PruneQL cannot tell.
+
+    The channels are located by element counts: ``before`` elements of leading dims, the
+    channel block, ``after`` elements of trailing dims. They are kept as they are, merged
+    with trailing dims (a flatten: each id repeats), or one channel dim is split in several
+    (a channel shuffle's ``view(n, groups, c // groups, h, w)``).
+    """
     lo, hi = space.dim, space.dim + space.ids.ndim
-    if tuple(out[:hi]) == tuple(src[:hi]):
-        return space.ids, lo                           # only later dims change
-    if tuple(out[:lo]) != tuple(src[:lo]):
-        return None
-    for end in range(hi, len(src) + 1):                # merge the channels with later dims
-        if out[lo] == math.prod(src[lo:end]) and tuple(out[lo + 1:]) == tuple(src[end:]):
-            return np.repeat(space.ids.ravel(), math.prod(src[hi:end])), lo
-    if space.ids.ndim == 1:                            # split the channels into several dims
-        for end in range(lo + 2, len(out) + 1):
-            if math.prod(out[lo:end]) == src[lo] and tuple(out[end:]) == tuple(src[lo + 1:]):
-                return space.ids.reshape(out[lo:end]), lo
+    before, width = math.prod(src[:lo]), math.prod(src[lo:hi])
+    for j in range(len(out)):
+        if math.prod(out[:j]) != before:
+            continue
+        rest = math.prod(src[hi:])
+        if tuple(out[j:j + space.ids.ndim]) == space.ids.shape and \
+                math.prod(out[j + space.ids.ndim:]) == rest:
+            return space.ids, j                                  # kept as they are
+        if out[j] == width and math.prod(out[j + 1:]) == rest:
+            return space.ids.ravel(), j                          # channel dims merged
+        for end in range(hi + 1, len(src) + 1):                  # merged with later dims
+            if out[j] == math.prod(src[lo:end]) and tuple(out[j + 1:]) == tuple(src[end:]):
+                return np.repeat(space.ids.ravel(), math.prod(src[hi:end])), j
+        for end in range(j + 2, len(out) + 1):                   # split into several dims
+            if space.ids.ndim == 1 and math.prod(out[j:end]) == width and \
+                    math.prod(out[end:]) == math.prod(src[hi:]):
+                return space.ids.reshape(out[j:end]), j
     return None
 
 

@@ -7,6 +7,10 @@
 True
 
 Whatever the input, these functions return a Recipe or raise ``RecipeError``.
+
+Note that ``pruneql.lang.parse`` is the function below, which hides the submodule of the
+same name as a package attribute; reach the submodule's helpers with
+``from pruneql.lang.parse import parse_fragment`` (an import statement finds the module).
 """
 from __future__ import annotations
 

@@ -90,10 +90,22 @@ def parse_fragment(text: str, start: str, spanner: Spanner):
 
 def text_spanner(lines: list[str], path: str) -> Spanner:
     """A spanner for positions in ``lines`` (the source split at newlines)."""
+    shown: dict[int, str] = {}       # a long line holds many tokens: clean it up once
+
     def span(line: int, column: int, end_column: int | None = None) -> Span:
-        text = lines[line - 1].rstrip("\r") if 0 < line <= len(lines) else ""
-        return Span(line, column, end_column, text, path)
+        if line not in shown:
+            shown[line] = display_line(lines[line - 1]) if 0 < line <= len(lines) else ""
+        return Span(line, column, end_column, shown[line], path)
     return span
+
+
+_UNPRINTABLE = re.compile("[\x00-\x08\x0a-\x1f\x7f\ud800-\udfff]")
+
+
+def display_line(text: str) -> str:
+    """A source line safe to print under a caret: one character per source character, tabs
+    as spaces, control characters (terminal escapes) and lone surrogates as U+FFFD."""
+    return _UNPRINTABLE.sub("\ufffd", text.rstrip("\r").replace("\t", " "))
 
 
 def check_size(source: str, path: str):
@@ -175,7 +187,8 @@ def _check_nesting(text: str, spanner: Spanner):
                 pos = found.start()
                 line, column = text.count("\n", 0, pos) + 1, pos - text.rfind("\n", 0, pos)
                 raise RecipeError(f"parentheses nested too deeply (more than "
-                                  f"{MAX_PREDICATE_DEPTH} levels)", spanner(line, column, column + 1))
+                                  f"{MAX_PREDICATE_DEPTH} levels)",
+                                  spanner(line, column, column + 1))
         elif found.group() == ")":
             depth = max(0, depth - 1)
 
@@ -188,6 +201,7 @@ _DESCRIBED = {"GLOB": "a layer name or glob", "NAME": "a name", "NUMBER": "a num
               "CMP": "a comparison (== != < <= > >=)"}
 _ENDS = ("_SEP", "$END")
 _GLOB_CHAR = re.compile(r"[A-Za-z0-9_.*{}/]")
+_WORD_END = re.compile(r"[^\s;#]*")
 
 
 def _syntax_error(err: UnexpectedInput, lines: list[str], spanner: Spanner,
@@ -327,8 +341,7 @@ def _word_at(text: str, column: int) -> str:
     start = column - 1
     while start > 0 and _GLOB_CHAR.match(text[start - 1]):
         start -= 1
-    end = re.compile(r"[^\s;#]*").match(text, column - 1).end()
-    return text[start:end]
+    return text[start:_WORD_END.match(text, column - 1).end()]
 
 
 # ---- values (shared with the YAML loader) --------------------------------------------------

@@ -68,22 +68,14 @@ def in_scope(scope: Glob, name: str) -> bool:
 
 def closest(word: str, candidates: Iterable[str], n: int = 3,
             cutoff: float = 0.6) -> list[str]:
-    """Up to ``n`` candidates that look like ``word``, best first, ties alphabetically
-    (difflib's similarity ratio, at least ``cutoff``), for "did you mean" hints.
+    """Up to ``n`` candidates that look like ``word``, best first, for "did you mean" hints
+    (``difflib.get_close_matches``: ties go to the later string).
 
     >>> closest("kep", ["keep", "remove"])
     ['keep']
     """
-    matcher = difflib.SequenceMatcher()
-    matcher.set_seq2(word[:64])        # difflib is quadratic in length; typos are short
-    scored = []
-    for candidate in candidates:
-        matcher.set_seq1(candidate)
-        if matcher.real_quick_ratio() >= cutoff and matcher.quick_ratio() >= cutoff:
-            ratio = matcher.ratio()
-            if ratio >= cutoff:
-                scored.append((-ratio, candidate))
-    return [candidate for _, candidate in sorted(scored)[:n]]
+    # difflib is quadratic in the word's length; a typo worth suggesting for is short
+    return difflib.get_close_matches(word[:64], list(candidates), n=n, cutoff=cutoff)
 
 
 # ---- compiling a glob ---------------------------------------------------------------------

@@ -42,8 +42,9 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from pruneql.errors import RecipeError, Span
 from pruneql.lang import ast
 from pruneql.lang.parse import (DATA_SOURCES, EMIT_FORMATS, OPTIMIZERS, TARGET_METRICS,
-                                amount, check_size, choice, criterion, fraction, integer,
-                                internal_error, literal, parse_fragment, real, selector)
+                                amount, check_size, choice, criterion, display_line, fraction,
+                                integer, internal_error, literal, parse_fragment, real,
+                                selector)
 from pruneql.lang.select import closest
 
 _QUOTE_HINT = ("in YAML, quote values that start with * & ! { [ | > % @ or hold ': ' "
@@ -81,22 +82,21 @@ class _Document:
     def __init__(self, source: str, path: str):
         self.source, self.path = source, path
         self.lines = _LINE_BREAK.split(source)
+        self._shown: dict[int, str] = {}     # display_line, once per line
 
     # -- spans
 
     def at(self, line: int, column: int, end_column: int | None = None) -> Span:
-        """A span from pyyaml's 0-based line and column."""
-        text = self.lines[line] if 0 <= line < len(self.lines) else ""
-        return Span(line + 1, column + 1, end_column, text, self.path)
+        """A span at pyyaml's 0-based ``line`` and ``column`` (``end_column`` is a Span's:
+        1-based, exclusive)."""
+        if line not in self._shown:
+            self._shown[line] = display_line(self.lines[line]) \
+                if 0 <= line < len(self.lines) else ""
+        return Span(line + 1, column + 1, end_column, self._shown[line], self.path)
 
-    def span(self, node: Node) -> Span:
-        start, end = node.start_mark, node.end_mark
-        same_line = end.line == start.line and end.column > start.column
-        return self.at(start.line, start.column, end.column + 1 if same_line else None)
-
-    def entry_span(self, key: Node, value: Node) -> Span:
-        """``key: value`` as one span when it sits on one line."""
-        start, end = key.start_mark, value.end_mark
+    def span(self, first: Node, last: Node | None = None) -> Span:
+        """The span of a node, or from ``first`` to ``last`` when they share a line."""
+        start, end = first.start_mark, (last or first).end_mark
         same_line = end.line == start.line and end.column > start.column
         return self.at(start.line, start.column, end.column + 1 if same_line else None)
 
@@ -112,7 +112,7 @@ class _Document:
             col = max(first, first + column - 1 - len(prefix))
             end = None if end_column is None else \
                 max(col + 1, first + end_column - 1 - len(prefix))
-            return Span(start.line + 1, col, end, self.lines[start.line], self.path)
+            return self.at(start.line, col - 1, end)
         return span
 
     # -- typed access
@@ -223,11 +223,11 @@ def _replace_span(node, span: Span):
 
 def _model(doc: _Document, key: Node, value: Node) -> list:
     stmt = doc.fragment(value, "model ", "model", "model")
-    return [_replace_span(stmt, doc.entry_span(key, value))]
+    return [_replace_span(stmt, doc.span(key, value))]
 
 
 def _input(doc: _Document, key: Node, value: Node) -> list:
-    span = doc.entry_span(key, value)
+    span = doc.span(key, value)
     if isinstance(value, SequenceNode):
         dims = tuple(integer(doc.number_text(d, "an input dimension"), doc.span(d),
                              "every input dimension") for d in value.value)
@@ -240,11 +240,11 @@ def _input(doc: _Document, key: Node, value: Node) -> list:
 
 def _strategy(doc: _Document, key: Node, value: Node) -> list:
     stmt = doc.fragment(value, "strategy ", "strategy", "strategy")
-    return [_replace_span(stmt, doc.entry_span(key, value))]
+    return [_replace_span(stmt, doc.span(key, value))]
 
 
 def _data(doc: _Document, key: Node, value: Node) -> list:
-    span = doc.entry_span(key, value)
+    span = doc.span(key, value)
     if isinstance(value, ScalarNode):
         return [ast.Data(_choose(doc, value, DATA_SOURCES, "data source"), span=span)]
     given = doc.mapping(value, "data", ("source", "path", "batch", "val"),
@@ -270,12 +270,12 @@ def _targets(doc: _Document, key: Node, value: Node) -> list:
     for metric, (name, amount_node) in given.items():
         kept = fraction(doc.number_text(amount_node, f"target {metric}"),
                         doc.span(amount_node), f"target {metric}")
-        out.append(ast.Target(metric, float(kept), doc.entry_span(name, amount_node)))
+        out.append(ast.Target(metric, float(kept), doc.span(name, amount_node)))
     return out
 
 
 def _iterate(doc: _Document, key: Node, value: Node) -> list:
-    span = doc.entry_span(key, value)
+    span = doc.span(key, value)
     if isinstance(value, ScalarNode):
         return [ast.Iterate(_integer(doc, value, "iterate steps"), span=span)]
     given = doc.mapping(value, "iterate", ("steps", "finetune"),
@@ -296,7 +296,7 @@ def _finetune(doc: _Document, key: Node, value: Node) -> list:
         raise RecipeError("finetune needs epochs", doc.span(value), "e.g. finetune: {epochs: 2}")
     options = {name: _finetune_option(doc, name, node) for name, (_, node) in given.items()}
     return [ast.Finetune(options.pop("epochs"), **options,
-                         span=doc.entry_span(key, value))]
+                         span=doc.span(key, value))]
 
 
 def _finetune_option(doc: _Document, name: str, node: Node):
@@ -311,7 +311,7 @@ def _finetune_option(doc: _Document, name: str, node: Node):
 
 
 def _emit(doc: _Document, key: Node, value: Node) -> list:
-    span = doc.entry_span(key, value)
+    span = doc.span(key, value)
     if isinstance(value, ScalarNode):
         return [ast.Emit(_choose(doc, value, EMIT_FORMATS, "emit format"), span=span)]
     given = doc.mapping(value, "emit", ("format", "path"), "emit: {format: export, path: out.pt2}")
@@ -412,7 +412,7 @@ def _amount(doc: _Document, item: Node, given: dict) -> ast.Amount:
         raise RecipeError(f"a prune entry {problem}", doc.span(item),
                           "keep: 0.5, keep: 50%, remove: 34%, keep: 48 channels or "
                           "channels: 48")
-    key, value = given[present[0]]
+    value = given[present[0]][1]
     if present[0] == "channels":
         return amount("keep", doc.number_text(value, "channels"), doc.span(value),
                       channels=True)
@@ -437,7 +437,7 @@ def _arguments(doc: _Document, node: Node, name: str) -> list:
     if not isinstance(node, MappingNode):
         raise RecipeError(f"the arguments of {name} must be a mapping, got {_kind(node)}",
                           doc.span(node), "e.g. by: {taylor: {batches: 16}}")
-    return [(doc.scalar(k, "an argument name"), _argument(doc, v), doc.entry_span(k, v))
+    return [(doc.scalar(k, "an argument name"), _argument(doc, v), doc.span(k, v))
             for k, v in node.value]
 
 
