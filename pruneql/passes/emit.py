@@ -1,6 +1,7 @@
 """Write the pruned model: TorchScript (default) or a torch.export program (``.pt2``)."""
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 import warnings
@@ -44,18 +45,25 @@ def emit(module: torch.nn.Module, example_inputs: tuple, path: str, fmt: str | N
     """Write ``module`` atomically to ``path``; returns the absolute path written."""
     path = check_target(path, force, inputs)
     fmt = format_for(path, fmt)
-    fd, tmp = tempfile.mkstemp(prefix=".pruneql-", suffix=".tmp", dir=os.path.dirname(path))
-    os.close(fd)
+    # serialised in memory first: an archive written to a file records the file's name,
+    # and a random temporary name would make two identical runs differ byte for byte
+    buffer = io.BytesIO()
     try:
         if fmt == "export":
-            torch.export.save(_exported(module, example_inputs), tmp)
+            torch.export.save(_exported(module, example_inputs), buffer)
         else:
-            torch.jit.save(_scripted(module, example_inputs), tmp)
-        os.replace(tmp, path)
+            torch.jit.save(_scripted(module, example_inputs), buffer)
     except EmitError:
         raise
     except Exception as exc:
-        raise EmitError(f"cannot write {fmt} to '{path}': {exc}") from exc
+        raise EmitError(f"cannot serialise the pruned model as {fmt}: {exc}") from exc
+    fd, tmp = tempfile.mkstemp(prefix=".pruneql-", suffix=".tmp", dir=os.path.dirname(path))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(buffer.getvalue())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise EmitError(f"cannot write '{path}': {exc}") from exc
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
