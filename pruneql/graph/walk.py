@@ -464,22 +464,23 @@ def _reshaped(space: Space, src: tuple, out: tuple):
     (a channel shuffle's ``view(n, groups, c // groups, h, w)``).
     """
     lo, hi = space.dim, space.dim + space.ids.ndim
-    before, width = math.prod(src[:lo]), math.prod(src[lo:hi])
-    for j in range(len(out)):
-        if math.prod(out[:j]) != before:
-            continue
-        rest = math.prod(src[hi:])
+    before, width, rest = math.prod(src[:lo]), math.prod(src[lo:hi]), math.prod(src[hi:])
+    # dim 0 is the batch: channels never move there (a batch of 1 would fit any count)
+    starts = [j for j in range(1, len(out)) if math.prod(out[:j]) == before]
+    for j in starts:
         if tuple(out[j:j + space.ids.ndim]) == space.ids.shape and \
                 math.prod(out[j + space.ids.ndim:]) == rest:
             return space.ids, j                                  # kept as they are
+    for j in starts:
         if out[j] == width and math.prod(out[j + 1:]) == rest:
             return space.ids.ravel(), j                          # channel dims merged
         for end in range(hi + 1, len(src) + 1):                  # merged with later dims
             if out[j] == math.prod(src[lo:end]) and tuple(out[j + 1:]) == tuple(src[end:]):
                 return np.repeat(space.ids.ravel(), math.prod(src[hi:end])), j
+    for j in starts:
         for end in range(j + 2, len(out) + 1):                   # split into several dims
             if space.ids.ndim == 1 and math.prod(out[j:end]) == width and \
-                    math.prod(out[end:]) == math.prod(src[hi:]):
+                    math.prod(out[end:]) == rest:
                 return space.ids.reshape(out[j:end]), j
     return None
 

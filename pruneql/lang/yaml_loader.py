@@ -212,7 +212,8 @@ def _compose(doc: _Document) -> Node | None:
     except yaml.YAMLError as err:
         raise RecipeError(f"invalid YAML: {str(err)[:200]}", None, _QUOTE_HINT) from None
     except RecursionError:
-        raise RecipeError("invalid YAML: nested too deeply", None) from None
+        raise RecipeError("invalid YAML: nested too deeply", None,
+                          "a recipe is a mapping of statements a few levels deep") from None
 
 
 # ---- statements -----------------------------------------------------------------------------
