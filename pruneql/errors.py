@@ -94,6 +94,12 @@ class VerifyError(PruneQLError):
     stage = "verify"
 
 
+class DataError(PruneQLError):
+    """The data source cannot be found, read or turned into batches."""
+
+    stage = "data"
+
+
 class EmitError(PruneQLError):
     """The pruned model cannot be written where asked."""
 

@@ -176,3 +176,32 @@ class Shared(nn.Module):
 def test_module_called_twice_is_frozen():
     ctx = analyzed(Shared(), X)
     assert "called 2 times" in ctx.analysis.group_of("a").frozen
+
+
+class Functional(nn.Module):
+    """Layers written with torch.nn.functional on parameters of the module itself."""
+
+    def __init__(self):
+        super().__init__()
+        self.w1 = nn.Parameter(torch.randn(6, 3, 3, 3) * 0.3)
+        self.b1 = nn.Parameter(torch.randn(6) * 0.1)
+        self.register_buffer("mean", torch.randn(6) * 0.1)
+        self.register_buffer("var", torch.rand(6) + 0.5)
+        self.gain = nn.Parameter(torch.rand(6) + 0.5)
+        self.w2 = nn.Parameter(torch.randn(4, 6 * 16) * 0.1)
+
+    def forward(self, x):
+        x = F.conv2d(x, self.w1, self.b1, stride=2, padding=1)
+        x = F.relu(F.batch_norm(x, self.mean, self.var, self.gain, None, False))
+        return F.linear(torch.flatten(x, 1), self.w2)
+
+
+def test_functional_layers_on_get_attr_parameters():
+    ctx = analyzed(Functional(), X)
+    assert set(ctx.analysis.layers) == {"conv2d", "linear"}
+    group = group_with(ctx, "conv2d")
+    assert group.prunable and {"mean", "var", "gain"} <= set(ctx.analysis.params)
+    mods = check(prune_with(ctx, first(2)))
+    assert mods["conv2d"].out_channels == 4 and mods["linear"].in_features == 4 * 16
+    assert ctx.pruned.gain.shape == ctx.pruned.mean.shape == (4,)
+    assert not hasattr(ctx.pruned, "w1")           # the parameters moved into the module

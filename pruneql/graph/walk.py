@@ -253,6 +253,18 @@ class Walker:
             self.tie_groups(module.num_groups, space.ids)
         self.add_call(node, "norm", space.ids)
 
+    def functional_norm(self, node) -> None:
+        """``F.batch_norm(x, mean, var, weight, bias, ...)`` on tensors of the model: each
+        per-channel tensor is sliced with the channels."""
+        self.passthrough(node)
+        space = self.space(node)
+        tensors = [a for a in list(node.args[1:5]) + [node.kwargs.get(k) for k in (
+            "running_mean", "running_var", "weight", "bias")] if isinstance(a, fx.Node)]
+        ids = space.flat(1) if space is not None else None
+        if ids is None or not all(a.op == "get_attr" and self.param_slice(a, 0, ids, node)
+                                  for a in tensors):
+            self.opaque(node, f"op {ops.describe(node)} on tensors PruneQL cannot slice")
+
     def layer_norm(self, node, module) -> None:
         shape = getattr(module, "normalized_shape", None)
         if shape is None:
@@ -584,6 +596,8 @@ _FUNCTION_HANDLERS = {
     **{f: Walker.split for f in ops.SPLIT_FUNCTIONS},
     torch.nn.functional.pad: Walker.pad,
     torch.nn.functional.layer_norm: lambda w, node: w.layer_norm(node, None),
+    torch.nn.functional.batch_norm: Walker.functional_norm,
+    torch.nn.functional.instance_norm: Walker.functional_norm,
     operator.getitem: Walker.getitem,
 }
 _METHOD_HANDLERS = {
