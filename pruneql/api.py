@@ -12,6 +12,7 @@ from pruneql.errors import RecipeError
 from pruneql.lang.ast import Emit, Recipe
 from pruneql.passes.context import Context, Options
 from pruneql.passes.emit import emit
+from pruneql.passes.sensitivity import FRACTIONS, sweep
 from pruneql.report import Report
 
 
@@ -69,7 +70,7 @@ class Result:
                     inputs=(self.model_path,))
 
 
-def _context(spec, model, example_inputs, **options) -> Context:
+def _context(spec, model, example_inputs, progress=None, **options) -> Context:
     model_path = None
     if isinstance(model, (str, os.PathLike)):
         model_path, model = os.fspath(model), None
@@ -77,7 +78,7 @@ def _context(spec, model, example_inputs, **options) -> Context:
     if isinstance(example_inputs, torch.Tensor):
         example_inputs = (example_inputs,)
     return Context(recipe=load_recipe(spec), options=opts, model=model,
-                   example_inputs=example_inputs)
+                   example_inputs=example_inputs, progress=progress)
 
 
 def compile(spec, model=None, example_inputs=None, **options) -> Result:
@@ -85,7 +86,9 @@ def compile(spec, model=None, example_inputs=None, **options) -> Result:
 
     ``model`` is an ``nn.Module``, a path to weights (loaded into the recipe's ``model``),
     or None (the recipe's zoo model with default initialisation). Options: ``verify``,
-    ``model_name``, ``input_shape``, ``trust_pickle``, ``seed``.
+    ``model_name``, ``input_shape``, ``trust_pickle``, ``seed``, ``data`` (``SOURCE[:PATH]``,
+    overriding the recipe's), ``progress`` (a ``pruneql.training.Progress``). The model
+    handed in is never modified: passes that train work on a copy.
 
     >>> result = compile("model vgg16_cifar; prune conv1 by l1 keep 0.5")
     >>> result.report.after["params"] < result.report.before["params"]
@@ -102,4 +105,30 @@ def plan(spec, model=None, example_inputs=None, **options) -> Report:
     >>> plan("model resnet56_cifar; prune conv1 in layer1 by l1 keep 0.5").before["flops"]
     125485696
     """
-    return passes.run(passes.PLAN, _context(spec, model, example_inputs, **options)).report
+    ctx = _context(spec, model, example_inputs, **options)
+    ctx.dry_run = True
+    return passes.run(passes.PLAN, ctx).report
+
+
+def sensitivity(spec, model=None, example_inputs=None, fractions=None, **options) -> list:
+    """Li et al.'s sensitivity analysis: every group the recipe selects, pruned alone at
+    each fraction (smallest-L1 filters, or the statement's weight criterion), with the
+    validation accuracy. Needs data (the recipe's ``data`` or ``data=``).
+
+    Returns rows ``{"group", "layer", "index", "fraction", "kept", "channels", "accuracy"}``.
+    """
+    ctx = _context(spec, model, example_inputs, **options)
+    ctx.dry_run = True
+    ctx = passes.run(passes.SENSITIVITY, ctx)
+    if ctx.data is None:
+        raise RecipeError("sensitivity analysis needs data",
+                          hint="add `data digits;` (or another source) or pass --data")
+    live = [sel for sel in ctx.selections if sel.skipped_by is None]
+    found = sweep(ctx, live, list(fractions or FRACTIONS))
+    rows = []
+    for sel in live:
+        layer = ctx.analysis.layers[sel.selected[0]]
+        for row in found[sel.group.id]:
+            rows.append({"group": sel.group.id, "layer": layer.name, "index": layer.index,
+                         "channels": sel.group.size, "baseline": ctx.accuracy["before"], **row})
+    return rows

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 from typing import Annotated, Optional
 
 import typer
@@ -11,9 +12,12 @@ from rich.console import Console
 from rich.table import Table
 
 from pruneql import api, zoo
+from pruneql.demo import demo as run_demo
 from pruneql.errors import PruneQLError
-from pruneql.passes.emit import check_target
+from pruneql.passes.emit import check_target, write_atomic
+from pruneql.plot import sensitivity_png, sensitivity_table
 from pruneql.report import Report
+from pruneql.training import Progress, init_distributed
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="PruneQL: declarative structured pruning for PyTorch.")
@@ -44,6 +48,48 @@ InputShape = Annotated[Optional[str], typer.Option(
 TrustPickle = Annotated[bool, typer.Option(
     "--trust-pickle", help="allow MODEL to be a pickled whole module (runs its code)")]
 AsJson = Annotated[bool, typer.Option("--json", help="print one JSON object")]
+DataSource = Annotated[Optional[str], typer.Option(
+    "--data", help="data for data-driven passes: digits, npz:PATH, cifar10:DIR, "
+                   "imagefolder:DIR or python:pkg.mod:fn (overrides the recipe's `data`)")]
+
+
+class _Bars(Progress):
+    """Rich progress bars on stderr, one per task (fine-tuning epochs...)."""
+
+    def __init__(self):
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress as Rich,
+                                   TextColumn, TimeElapsedColumn)
+        self.rich = Rich(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                         TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
+                         console=_io.err, transient=False)
+        self.tasks: dict = {}
+
+    def start(self, task, total=None):
+        if not self.tasks:
+            self.rich.start()
+        self.tasks[task] = self.rich.add_task(task, total=total, info="")
+
+    def advance(self, task, steps=1, **info):
+        text = " ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                        for k, v in info.items())
+        self.rich.update(self.tasks[task], advance=steps, **({"info": text} if text else {}))
+
+    def end(self, task, **info):
+        self.advance(task, 0, **info)
+        self.tasks.pop(task)
+        if not self.tasks:
+            self.rich.stop()
+
+
+def _progress(as_json: bool) -> Progress:
+    """Bars for people on a terminal; nothing for --json, pipes, or ranks other than 0."""
+    rank, _ = init_distributed()
+    return _Bars() if rank == 0 and not as_json and _io.err.is_terminal else Progress()
+
+
+def _leader() -> bool:
+    """Under torchrun only rank 0 prints and writes."""
+    return init_distributed()[0] == 0
 
 
 def _shape(text: str | None) -> tuple | None:
@@ -67,19 +113,19 @@ def _fail(exc: PruneQLError, as_json: bool) -> None:
     raise typer.Exit(1)
 
 
-def _options(model_name, input_shape, trust_pickle) -> dict:
+def _options(model_name, input_shape, trust_pickle, data=None) -> dict:
     return {"model_name": model_name, "input_shape": _shape(input_shape),
-            "trust_pickle": trust_pickle}
+            "trust_pickle": trust_pickle, "data": data}
 
 
 @app.command()
 def plan(spec: Spec, model: ModelPath = None, model_name: ModelName = None,
          input_shape: InputShape = None, trust_pickle: TrustPickle = False,
-         as_json: AsJson = False,
+         data: DataSource = None, as_json: AsJson = False,
          groups: Annotated[bool, typer.Option("--groups", help="list every group's members")]
          = False) -> None:
     """Dry run: the resolved groups and FLOPs/params before → after. Nothing is written."""
-    options = _options(model_name, input_shape, trust_pickle)
+    options = _options(model_name, input_shape, trust_pickle, data)
     try:
         report = api.plan(spec, model, **options)
     except PruneQLError as exc:
@@ -100,17 +146,23 @@ def run(spec: Spec, model: ModelPath = None,
         no_verify: Annotated[bool, typer.Option("--no-verify", help="skip the masked "
                                                 "equivalence check")] = False,
         model_name: ModelName = None, input_shape: InputShape = None,
-        trust_pickle: TrustPickle = False, as_json: AsJson = False) -> None:
-    """Compile a recipe against a model: prune, verify, and write the smaller model."""
-    options = _options(model_name, input_shape, trust_pickle)
+        trust_pickle: TrustPickle = False, data: DataSource = None,
+        as_json: AsJson = False) -> None:
+    """Compile a recipe against a model: prune, verify, fine-tune, write the smaller model."""
+    options = _options(model_name, input_shape, trust_pickle, data)
+    leader = _leader()
     try:
         recipe = api.load_recipe(spec)
         target = output or _default_output(spec, recipe)
-        check_target(target, force, inputs=(model,))
-        result = api.compile(recipe, model, verify=not no_verify, **options)
-        written = result.save(target, force=force)
+        if leader:
+            check_target(target, force, inputs=(model,))
+        result = api.compile(recipe, model, verify=not no_verify,
+                             progress=_progress(as_json), **options)
+        written = result.save(target, force=force) if leader else None
     except PruneQLError as exc:
         _fail(exc, as_json)
+    if not leader:
+        return
     if as_json:
         _io.out.print_json(json.dumps({**result.report.to_dict(), "output": written}))
         return
@@ -125,6 +177,89 @@ def _default_output(spec: str, recipe) -> str:
     stem = os.path.splitext(os.path.basename(spec))[0]
     suffix = ".pt2" if emit is not None and emit.format == "export" else ".pt"
     return f"{stem}-pruned{suffix}"
+
+
+@app.command()
+def demo(output: Annotated[Optional[str], typer.Option(
+            "-o", "--output", help="where to write the pruned TorchScript model "
+                                   "(default: pruneql-demo.pt in a new temporary folder)")] = None,
+         force: Annotated[bool, typer.Option("--force", help="replace an existing output")]
+         = False, as_json: AsJson = False) -> None:
+    """Prune the bundled digits CNN end to end (Taylor, fine-tuning), no download."""
+    target = output or os.path.join(tempfile.mkdtemp(prefix="pruneql-demo-"), "pruneql-demo.pt")
+    try:
+        report = run_demo(target, force=force, progress=_progress(as_json))
+    except PruneQLError as exc:
+        _fail(exc, as_json)
+    if as_json:
+        _io.out.print_json(json.dumps(report))
+        return
+    _io.out.print(_demo_table(report))
+    _io.out.print(f"verify: masked equivalence passed (max relative error "
+                  f"{report['verify']['max_rel_error']:.1e}); wrote {report['output']}")
+
+
+def _demo_table(report: dict) -> Table:
+    table = Table("digits_cnn", "before", "after", "change", title="pruneql demo")
+    acc = report["accuracy"]
+    table.add_row("val accuracy", f"{acc['before']:.2%}",
+                  f"{acc['finetuned']:.2%} (pruned, not fine-tuned: {acc['pruned']:.2%})",
+                  f"{100 * (acc['finetuned'] - acc['before']):+.2f} pt")
+    for key, label in (("flops", "FLOPs (MACs)"), ("params", "params")):
+        b, a = report["before"][key], report["after"][key]
+        table.add_row(label, f"{b:,}", f"{a:,}", f"{100 * (a / b - 1):+.1f}%")
+    for batch, ms in report["latency_ms"].items():
+        table.add_row(f"CPU latency, {batch.replace('batch', 'batch ')}",
+                      f"{ms['before']:.3f} ms", f"{ms['after']:.3f} ms",
+                      f"{ms['before'] / ms['after']:.2f}× faster")
+    return table
+
+
+@app.command("sensitivity")
+def sensitivity_cmd(spec: Spec, model: ModelPath = None,
+                    output: Annotated[str, typer.Option(
+                        "-o", "--output", help="output prefix: writes PREFIX.csv, "
+                                               "PREFIX.json and PREFIX.png")] = "sensitivity",
+                    fractions: Annotated[str, typer.Option(
+                        "--fractions", help="comma-separated fractions pruned")]
+                    = "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9",
+                    force: Annotated[bool, typer.Option("--force", help="replace outputs")]
+                    = False,
+                    model_name: ModelName = None, input_shape: InputShape = None,
+                    trust_pickle: TrustPickle = False, data: DataSource = None,
+                    as_json: AsJson = False) -> None:
+    """Li et al.'s sensitivity analysis: each selected layer pruned alone at a sweep of
+    fractions; writes a CSV/JSON table and a PNG plot."""
+    try:
+        steps = [float(f) for f in fractions.split(",")]
+    except ValueError:
+        raise typer.BadParameter(f"'{fractions}' is not a list like 0.1,0.5", param_hint="--fractions")
+    leader = _leader()
+    paths = [f"{output}.{ext}" for ext in ("csv", "json", "png")]
+    try:
+        if leader:
+            for path in paths:
+                check_target(path, force)
+        rows = api.sensitivity(spec, model, fractions=steps,
+                               **_options(model_name, input_shape, trust_pickle, data))
+        if leader:
+            _write_sensitivity(rows, paths)
+    except PruneQLError as exc:
+        _fail(exc, as_json)
+    if not leader:
+        return
+    if as_json:
+        _io.out.print_json(json.dumps({"rows": rows, "outputs": paths}))
+        return
+    _io.out.print(f"{len({r['layer'] for r in rows})} layers × {len(steps)} fractions; "
+                  f"wrote {', '.join(paths)}")
+
+
+def _write_sensitivity(rows: list, paths: list) -> None:
+    png = sensitivity_png(rows)      # first: a missing matplotlib must leave nothing behind
+    text_csv, text_json = sensitivity_table(rows)
+    for path, data in zip(paths, (text_csv.encode(), text_json.encode(), png)):
+        write_atomic(path, data)
 
 
 @app.command("zoo")

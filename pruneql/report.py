@@ -14,6 +14,8 @@ class Report:
     groups: list = field(default_factory=list)    # one dict per channel group
     layers: list = field(default_factory=list)    # one dict per conv/linear/norm layer
     verify: dict | None = None
+    accuracy: dict = field(default_factory=dict)  # before / pruned / finetuned, in [0, 1]
+    history: list = field(default_factory=list)   # fine-tuning: {epoch, loss, accuracy}
 
     def reduction(self, key: str) -> float:
         """Fraction of ``flops`` or ``params`` removed."""
@@ -25,4 +27,6 @@ class Report:
         return {"model": self.model, "input": self.input_shape,
                 "before": dict(self.before), "after": dict(self.after),
                 "reduction": {k: round(self.reduction(k), 6) for k in ("flops", "params")},
-                "groups": self.groups, "layers": self.layers, "verify": self.verify}
+                "groups": self.groups, "layers": self.layers, "verify": self.verify,
+                **({"accuracy": self.accuracy, "history": self.history}
+                   if self.accuracy else {})}

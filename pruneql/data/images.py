@@ -32,6 +32,11 @@ _KNOWN = {b"\xff\xd8\xff": "JPEG", b"GIF8": "GIF", b"BM": "BMP", b"II*\x00": "TI
           b"P3": "ASCII PPM", b"P4": "binary PBM"}
 
 
+def corrupt(name: str, kind: str, what: str) -> DataError:
+    return DataError(f"'{name}' is a corrupt {kind}: {what}",
+                     hint="re-save the image with another program, or remove it")
+
+
 def unsupported(name: str, what: str) -> DataError:
     return DataError(f"'{name}' is not a supported image ({what})",
                      hint=f"supported formats: {SUPPORTED}; convert other images first")
@@ -55,7 +60,7 @@ def decode_png(data: bytes, name: str) -> np.ndarray:
     header, palette, compressed = _png_chunks(data, name)
     width, height, depth, colour, _, _, interlace = header
     if width == 0 or height == 0:
-        raise DataError(f"'{name}' is a corrupt PNG: size {width}x{height}")
+        raise corrupt(name, "PNG", f"size {width}x{height}")
     if depth != 8 or colour not in _PNG_CHANNELS:
         raise unsupported(name, f"PNG with bit depth {depth}, colour type {colour}")
     if interlace:
@@ -64,11 +69,11 @@ def decode_png(data: bytes, name: str) -> np.ndarray:
     try:
         raw = zlib.decompress(compressed)
     except zlib.error as exc:
-        raise DataError(f"'{name}' is a corrupt PNG: {exc}") from exc
+        raise corrupt(name, "PNG", str(exc)) from exc
     stride = width * channels
     if len(raw) != height * (stride + 1):
-        raise DataError(f"'{name}' is a corrupt PNG: {len(raw)} bytes of pixel data, "
-                        f"expected {height * (stride + 1)}")
+        raise corrupt(name, "PNG", f"{len(raw)} bytes of pixel data, expected "
+                                   f"{height * (stride + 1)}")
     pixels = _unfilter(raw, height, stride, channels, name).reshape(height, width, channels)
     if colour == 3:
         pixels = _apply_palette(pixels[..., 0], palette, name)
@@ -81,11 +86,11 @@ def _png_chunks(data: bytes, name: str):
     while pos + 12 <= len(data):
         (length,), kind = struct.unpack(">I", data[pos:pos + 4]), data[pos + 4:pos + 8]
         if pos + 12 + length > len(data):
-            raise DataError(f"'{name}' is a corrupt PNG: truncated {kind!r} chunk")
+            raise corrupt(name, "PNG", f"truncated {kind.decode('latin-1')} chunk")
         body = data[pos + 8:pos + 8 + length]
         (crc,) = struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])
         if zlib.crc32(kind + body) != crc:
-            raise DataError(f"'{name}' is a corrupt PNG: bad {kind!r} chunk")
+            raise corrupt(name, "PNG", f"bad {kind.decode('latin-1')} chunk (CRC mismatch)")
         pos += 12 + length
         if kind == b"IHDR":
             header = struct.unpack(">IIBBBBB", body)
@@ -99,7 +104,7 @@ def _png_chunks(data: bytes, name: str):
             # a critical chunk we do not know changes how the image decodes: refuse it
             raise unsupported(name, f"PNG with critical chunk {kind.decode('latin-1')}")
     if header is None or not idat:
-        raise DataError(f"'{name}' is a corrupt PNG: no IHDR or IDAT chunk")
+        raise corrupt(name, "PNG", "no IHDR or IDAT chunk")
     return header, palette, b"".join(idat)
 
 
@@ -120,7 +125,7 @@ def _unfilter(raw: bytes, height: int, stride: int, bpp: int, name: str) -> np.n
         elif kind in (3, 4):
             cur = _sequential(line, prev, bpp, kind)
         else:
-            raise DataError(f"'{name}' is a corrupt PNG: unknown filter {kind} in row {row}")
+            raise corrupt(name, "PNG", f"unknown filter {kind} in row {row}")
         out[row] = cur
         prev = cur
     return out.reshape(-1)
@@ -155,10 +160,10 @@ def _paeth(a: int, b: int, c: int) -> int:
 
 def _apply_palette(index: np.ndarray, palette: bytes | None, name: str) -> np.ndarray:
     if not palette or len(palette) % 3:
-        raise DataError(f"'{name}' is a corrupt PNG: palette image without a valid PLTE")
+        raise corrupt(name, "PNG", "palette image without a valid PLTE")
     table = np.frombuffer(palette, np.uint8).reshape(-1, 3)
     if index.max(initial=0) >= len(table):
-        raise DataError(f"'{name}' is a corrupt PNG: palette index out of range")
+        raise corrupt(name, "PNG", "palette index out of range")
     return table[index]
 
 
@@ -170,12 +175,11 @@ def decode_pnm(data: bytes, name: str) -> np.ndarray:
     fields, pos = _pnm_header(data, name)
     width, height, maxval = fields
     if not (width > 0 and height > 0 and 0 < maxval < 65536):
-        raise DataError(f"'{name}' is a corrupt PGM/PPM: size {width}x{height}, "
-                        f"maxval {maxval}")
+        raise corrupt(name, "PGM/PPM", f"size {width}x{height}, maxval {maxval}")
     dtype = np.dtype(np.uint8) if maxval < 256 else np.dtype(">u2")
     count = width * height * channels
     if len(data) - pos < count * dtype.itemsize:
-        raise DataError(f"'{name}' is a corrupt PGM/PPM: pixel data is truncated")
+        raise corrupt(name, "PGM/PPM", "pixel data is truncated")
     pixels = np.frombuffer(data, dtype, count, pos).astype(np.uint32)
     if maxval != 255:   # rescale to 0..255 so every image shares one range
         pixels = (pixels * 255 + maxval // 2) // maxval
@@ -196,8 +200,8 @@ def _pnm_header(data: bytes, name: str) -> tuple[list[int], int]:
         while pos < len(data) and data[pos:pos + 1].isdigit():
             pos += 1
         if start == pos:
-            raise DataError(f"'{name}' is a corrupt PGM/PPM: bad header")
+            raise corrupt(name, "PGM/PPM", "bad header")
         fields.append(int(data[start:pos]))
     if not data[pos:pos + 1].isspace():
-        raise DataError(f"'{name}' is a corrupt PGM/PPM: bad header")
+        raise corrupt(name, "PGM/PPM", "bad header")
     return fields, pos + 1   # exactly one whitespace byte separates header and raster

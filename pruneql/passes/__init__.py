@@ -5,19 +5,24 @@ from __future__ import annotations
 from pruneql.errors import InternalError, PruneQLError
 from pruneql.passes.allocate import allocate
 from pruneql.passes.channels import channels
+from pruneql.passes.data import data
+from pruneql.passes.finetune import finetune
 from pruneql.passes.load import load
 from pruneql.passes.measure import measure
 from pruneql.passes.resolve import resolve
 from pruneql.passes.rewrite import rewrite
 from pruneql.passes.score import score
+from pruneql.passes.sensitivity import sensitivity
 from pruneql.passes.trace import trace
 from pruneql.passes.validate import validate
 from pruneql.passes.verify import verify
 
 # `plan` stops after allocation and measures the decisions; `compile` also rewrites the
-# weights, verifies the result against the masked original, and measures it
-PLAN = (validate, load, trace, channels, resolve, score, allocate, measure)
-COMPILE = (validate, load, trace, channels, resolve, score, allocate, rewrite, verify, measure)
+# weights, verifies the result against the masked original, fine-tunes, and measures it
+PLAN = (validate, load, trace, channels, data, resolve, sensitivity, score, allocate, measure)
+SENSITIVITY = (validate, load, trace, channels, data, resolve)
+COMPILE = (validate, load, trace, channels, data, resolve, sensitivity, score, allocate,
+           rewrite, verify, finetune, measure)
 
 
 def run(pipeline: tuple, ctx):

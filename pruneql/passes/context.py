@@ -19,6 +19,7 @@ class Options:
     input_shape: tuple | None = None     # overrides the recipe's `input`
     verify: bool = True
     seed: int = 0
+    data: str | None = None              # CLI --data SOURCE[:PATH], overrides the recipe
 
 
 @dataclass
@@ -47,3 +48,9 @@ class Context:
     pruned: nn.Module | None = None
     report: object = None                # report.Report
     verify: dict | None = None
+    data: object = None                  # data.Dataset, when a pass needs data
+    accuracy: dict = field(default_factory=dict)      # before / pruned / finetuned
+    history: list = field(default_factory=list)       # fine-tuning epochs
+    progress: object = None              # training.Progress the caller hands in
+    dry_run: bool = False                # plan: decide, but train and rewrite nothing
+    sensitivity: dict = field(default_factory=dict)   # group id -> accuracy drop pruned alone

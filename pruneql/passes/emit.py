@@ -57,10 +57,17 @@ def emit(module: torch.nn.Module, example_inputs: tuple, path: str, fmt: str | N
         raise
     except Exception as exc:
         raise EmitError(f"cannot serialise the pruned model as {fmt}: {exc}") from exc
+    return write_atomic(path, buffer.getvalue())
+
+
+def write_atomic(path: str, data: bytes) -> str:
+    """Write ``data`` to a temporary file beside ``path``, then rename it into place."""
+    path = os.path.abspath(os.fspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".pruneql-", suffix=".tmp", dir=os.path.dirname(path))
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(buffer.getvalue())
+            f.write(data)
+        os.chmod(tmp, 0o666 & ~_umask())    # mkstemp's 0600 is not what a user expects
         os.replace(tmp, path)
     except OSError as exc:
         raise EmitError(f"cannot write '{path}': {exc}") from exc
@@ -68,6 +75,12 @@ def emit(module: torch.nn.Module, example_inputs: tuple, path: str, fmt: str | N
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _scripted(module, example_inputs):

@@ -1,6 +1,7 @@
 """Find the model: a module handed in, a zoo name, or ``pkg.mod:factory`` plus weights."""
 from __future__ import annotations
 
+import copy
 import importlib
 import os
 import pickle
@@ -20,8 +21,10 @@ def load(ctx: Context) -> Context:
     name = ctx.options.model_name or (stmt.name if stmt else None)
     if ctx.model is None:
         ctx.model, ctx.model_label = _obtain(name, stmt, ctx.options)
-    elif not ctx.model_label:
-        ctx.model_label = name or type(ctx.model).__name__
+    else:
+        ctx.model_label = ctx.model_label or name or type(ctx.model).__name__
+        if ctx.recipe.first(ast.Iterate) is not None:
+            ctx.model = copy.deepcopy(ctx.model)   # gradual pruning trains: not the caller's
     if not isinstance(ctx.model, nn.Module):
         raise ModelError(f"expected a torch.nn.Module, got {type(ctx.model).__name__}")
     if ctx.example_inputs is None:

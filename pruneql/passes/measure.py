@@ -22,7 +22,8 @@ def measure(ctx: Context) -> Context:
     ctx.report = Report(model=ctx.model_label, input_shape=list(ctx.example_inputs[0].shape),
                         before={"flops": int(flops_b), "params": int(total)},
                         after={"flops": int(flops_a), "params": int(params_a)},
-                        groups=_group_rows(ctx), layers=layers, verify=ctx.verify)
+                        groups=_group_rows(ctx), layers=layers, verify=ctx.verify,
+                        accuracy=dict(ctx.accuracy), history=list(ctx.history))
     return ctx
 
 
@@ -81,8 +82,12 @@ def _params(module, kind: str, n_in, n_out) -> int:
 
 def _group_rows(ctx: Context) -> list:
     chosen = {sel.group.id: sel for sel in ctx.selections}
-    return [_group_row(g, chosen.get(g.id), ctx.analysis, ctx.removed)
+    rows = [_group_row(g, chosen.get(g.id), ctx.analysis, ctx.removed)
             for g in ctx.analysis.groups]
+    for row in rows:
+        if row["id"] in ctx.sensitivity:
+            row["sensitivity"] = round(ctx.sensitivity[row["id"]], 6)   # accuracy drop alone
+    return rows
 
 
 def _group_row(group, sel, analysis, removed) -> dict:

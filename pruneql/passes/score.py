@@ -4,12 +4,13 @@ from __future__ import annotations
 import numpy as np
 
 from pruneql.criteria import WEIGHT_CRITERIA, random_scores
+from pruneql.criteria.data_driven import DATA_CRITERIA, data_scores
 from pruneql.lang import ast
 from pruneql.passes.context import Context
 
 
 def score(ctx: Context) -> Context:
-    """Fill ``ctx.scores`` (group id -> score per group channel).
+    """Fill ``ctx.scores`` (group id -> score per group channel; higher = keep).
 
     With ``strategy greedy`` (Li et al.) a layer is scored without the kernels that read
     channels already removed from earlier groups, so this pass also fixes
@@ -17,16 +18,42 @@ def score(ctx: Context) -> Context:
     """
     strategy = ctx.recipe.first(ast.StrategyStmt)
     greedy = strategy is not None and strategy.name == "greedy"
-    analysis = ctx.analysis
-    ctx.removed = np.zeros(len(analysis.classes), dtype=bool)
-    for sel in ctx.selections:
-        if sel.skipped_by is not None:
-            continue
-        ctx.scores[sel.group.id] = group_scores(ctx, sel, ctx.removed if greedy else None)
-        if greedy:
-            drop = analysis.choose_removal(sel.group, ctx.scores[sel.group.id], sel.kept)
-            ctx.removed[sel.group.classes[drop]] = True
+    if ctx.removed is None:
+        ctx.removed = np.zeros(len(ctx.analysis.classes), dtype=bool)
+    live = [sel for sel in ctx.selections if sel.skipped_by is None]
+    if not greedy:
+        ctx.scores.update(scores_of(ctx, live, ctx.removed))
+        return ctx
+    for sel in live:
+        ctx.scores.update(scores_of(ctx, [sel], ctx.removed))
+        drop = ctx.analysis.choose_removal(sel.group, ctx.scores[sel.group.id], sel.kept)
+        ctx.removed[sel.group.classes[drop]] = True
     return ctx
+
+
+def scores_of(ctx: Context, selections: list, removed: np.ndarray) -> dict:
+    """Scores of the selections' groups with ``removed`` classes already gone."""
+    found, by_criterion = {}, {}
+    for sel in selections:
+        crit = sel.statement.criterion
+        if crit.name in DATA_CRITERIA:
+            by_criterion.setdefault(crit, []).append(sel.group)
+        else:
+            found[sel.group.id] = group_scores(ctx, sel, removed)
+    for crit, groups in by_criterion.items():   # one pass over the data per criterion
+        found.update(data_scores(crit.name, dict(crit.args), ctx.gm, ctx.analysis, groups,
+                                 _batches(ctx, crit), removed, seed=ctx.options.seed))
+    return found
+
+
+def _batches(ctx: Context, crit) -> list:
+    wanted = crit.arg("batches")
+    batches = []
+    for batch in ctx.data.train:
+        batches.append(batch)
+        if wanted is not None and len(batches) >= wanted:
+            break
+    return batches
 
 
 def group_scores(ctx: Context, sel, removed: np.ndarray | None) -> np.ndarray:

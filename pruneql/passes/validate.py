@@ -5,10 +5,8 @@ from pruneql.errors import NotImplementedStatement, RecipeError
 from pruneql.lang import ast
 from pruneql.passes.context import Context
 
-_LATER = "it is planned (data-driven passes and budgets come in a later release); remove it"
-_UNBUILT = {ast.Data: "data", ast.Iterate: "iterate", ast.Finetune: "finetune",
-            ast.Target: "target"}
-_DATA_CRITERIA = ("taylor", "activation", "ensemble", "oracle")
+_LATER = "it is planned for a later release; remove it"
+_UNBUILT = {ast.Target: "target"}
 _SINGLE = {ast.ModelStmt: "model", ast.InputStmt: "input", ast.StrategyStmt: "strategy",
            ast.Emit: "emit"}
 
@@ -31,13 +29,6 @@ def _check_built(stmt) -> None:
     if word:
         raise NotImplementedStatement(f"the '{word}' statement is not implemented yet",
                                       span=stmt.span, hint=_LATER)
-    if isinstance(stmt, ast.Skip) and stmt.sensitive:
-        raise NotImplementedStatement("'skip sensitive' (sensitivity analysis) is not "
-                                      "implemented yet", span=stmt.span, hint=_LATER)
-    if isinstance(stmt, ast.Prune) and stmt.criterion.name in _DATA_CRITERIA:
-        raise NotImplementedStatement(f"the '{stmt.criterion.name}' criterion is not "
-                                      f"implemented yet", span=stmt.criterion.span,
-                                      hint="use l1, l2 or random for now")
     if isinstance(stmt, ast.Emit) and stmt.format == "onnx":
         raise NotImplementedStatement("'emit onnx' is not implemented yet", span=stmt.span,
                                       hint="use 'emit torchscript' or 'emit export'")

@@ -20,6 +20,7 @@ from .resnet_cifar import CifarResNet, OptionAShortcut, resnet56_cifar, resnet11
 from .vgg import VGGCifar, vgg16_cifar
 from .convnext import ConvNeXt, convnext_tiny
 from .densenet import DenseNet, densenet121
+from .digits import DigitsCNN, digits_cnn
 from .efficientnet import EfficientNet, efficientnet_b0
 from .inception import InceptionCifar, inception_cifar
 from .mobilenet import MobileNetV2, MobileNetV3, mobilenet_v2, mobilenet_v3_small
@@ -163,3 +164,9 @@ register(ZooEntry(
     "Small 4-level U-Net (16/32/64/128): BN+ReLU encoder, GroupNorm+per-channel PReLU "
     "bottleneck/decoder, ConvTranspose2d and bilinear upsampling, skip concat, 2-class map",
     "Ronneberger et al. 2015"))
+
+register(ZooEntry(
+    "digits_cnn", digits_cnn, (1, 8, 8),
+    "Small CNN for the bundled 8x8 UCI digits (3 convs + 2 linears, ~1.8M MACs); "
+    "a trained checkpoint ships as pruneql/zoo/digits_cnn.pt",
+    "PruneQL demo model"))
