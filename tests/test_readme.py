@@ -6,6 +6,7 @@ import os
 import re
 import shlex
 
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -53,12 +54,23 @@ def _commands() -> list:
     return lines
 
 
+def _files(tmp_path) -> dict:
+    """The files README commands name, made for real: weights and a small CIFAR-like set."""
+    weights = tmp_path / "model.pt"
+    torch.save(zoo.build("vgg16_cifar").state_dict(), weights)
+    rng = np.random.default_rng(0)
+    sample = tmp_path / "cifar_sample.npz"
+    np.savez(sample, x=rng.integers(0, 255, (30, 3, 32, 32), dtype=np.uint8),
+             y=rng.integers(0, 10, 30))
+    return {"model.pt": str(weights), "npz:cifar_sample.npz": f"npz:{sample}"}
+
+
 @pytest.mark.parametrize("line", _commands())
 def test_console_examples_run(line, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
-    weights = tmp_path / "model.pt"
-    torch.save(zoo.build("vgg16_cifar").state_dict(), weights)
-    args = [str(weights) if a == "model.pt" else str(tmp_path / a) if a.startswith("small.")
-            else a for a in shlex.split(line)[1:]]
+    files = _files(tmp_path)
+    words = shlex.split(line)[1:]
+    args = [str(tmp_path / a) if i and words[i - 1] == "-o" else files.get(a, a)
+            for i, a in enumerate(words)]
     result = CliRunner(env={"COLUMNS": "200"}).invoke(app, args)
     assert result.exit_code == 0, result.output
