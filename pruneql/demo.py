@@ -8,12 +8,11 @@ TorchScript, and measured: accuracy, FLOPs, parameters and CPU latency before an
 from __future__ import annotations
 
 import os
-import statistics
-import time
 
 import torch
 
 from pruneql import api, zoo
+from pruneql.latency import compare
 from pruneql.training import Progress
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -33,25 +32,6 @@ def demo(output: str, force: bool = False, progress: Progress | None = None) -> 
     result = api.compile(resource("specs", "digits.prune"), model, progress=progress)
     written = result.save(output, force=force)
     report = result.report.to_dict()
-    report["latency_ms"] = latency(model, result.module, result.example_inputs[0].shape[1:])
+    report["latency_ms"] = compare(model, result.module, result.example_inputs[0].shape[1:])
     report["output"] = written
     return report
-
-
-def latency(before: torch.nn.Module, after: torch.nn.Module, shape: tuple,
-            batches: tuple = (1, 256), repeats: int = 15) -> dict:
-    """Median CPU milliseconds per forward pass, both models timed alternately in one run."""
-    found = {}
-    for batch in batches:
-        x = torch.randn(batch, *shape)
-        times = {"before": [], "after": []}
-        with torch.inference_mode():
-            for model in (before, after):       # warm-up
-                model.eval()(x)
-            for _ in range(repeats):
-                for key, model in (("before", before), ("after", after)):
-                    start = time.perf_counter()
-                    model(x)
-                    times[key].append(1e3 * (time.perf_counter() - start))
-        found[f"batch{batch}"] = {k: statistics.median(v) for k, v in times.items()}
-    return found

@@ -16,6 +16,7 @@ class Report:
     verify: dict | None = None
     accuracy: dict = field(default_factory=dict)  # before / pruned / finetuned, in [0, 1]
     history: list = field(default_factory=list)   # fine-tuning: {epoch, loss, accuracy}
+    target: dict | None = None                    # {metric, value, achieved[, *_ms]}
 
     def reduction(self, key: str) -> float:
         """Fraction of ``flops`` or ``params`` removed."""
@@ -29,4 +30,5 @@ class Report:
                 "reduction": {k: round(self.reduction(k), 6) for k in ("flops", "params")},
                 "groups": self.groups, "layers": self.layers, "verify": self.verify,
                 **({"accuracy": self.accuracy, "history": self.history}
-                   if self.accuracy else {})}
+                   if self.accuracy else {}),
+                **({"target": self.target} if self.target else {})}

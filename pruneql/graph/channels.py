@@ -82,6 +82,27 @@ def groups_after(conv: nn.Module, n_in: int) -> int:
     return n_in // (conv.in_channels // conv.groups)
 
 
+def layer_params(module, kind: str, n_in, n_out) -> int:
+    """Parameter count of ``module`` with ``n_in``/``n_out`` channels (None: unchanged)."""
+    own = {name: p.numel() for name, p in module.named_parameters(recurse=False)}
+    if n_out is None and n_in is None:
+        return sum(own.values())
+    if kind == "norm":
+        return sum(n_out for _ in own)
+    if kind == "convT":
+        n_in = module.in_channels if n_in is None else n_in
+        n_out = module.out_channels if n_out is None else n_out
+        return n_in * (n_out // module.groups) * int(np.prod(module.kernel_size)) + \
+            (n_out if "bias" in own else 0)
+    if kind == "conv":
+        n_in = module.in_channels if n_in is None else n_in
+        per_filter = (n_in // groups_after(module, n_in)) * int(np.prod(module.kernel_size))
+    else:
+        per_filter = module.in_features if n_in is None else n_in
+    n_out = module.weight.shape[0] if n_out is None else n_out
+    return n_out * per_filter + (n_out if "bias" in own else 0)
+
+
 PRODUCER_KINDS = ("conv", "convT", "linear")
 
 

@@ -54,3 +54,4 @@ class Context:
     progress: object = None              # training.Progress the caller hands in
     dry_run: bool = False                # plan: decide, but train and rewrite nothing
     sensitivity: dict = field(default_factory=dict)   # group id -> accuracy drop pruned alone
+    target: dict | None = None           # the budget asked for and what allocation achieved

@@ -3,9 +3,8 @@ per layer and in total, before and after removal — computed from channel count
 needs no pruned weights."""
 from __future__ import annotations
 
-import numpy as np
 
-from pruneql.graph.channels import groups_after, layer_flops
+from pruneql.graph.channels import layer_flops, layer_params
 from pruneql.passes.context import Context
 from pruneql.report import Report
 
@@ -23,7 +22,8 @@ def measure(ctx: Context) -> Context:
                         before={"flops": int(flops_b), "params": int(total)},
                         after={"flops": int(flops_a), "params": int(params_a)},
                         groups=_group_rows(ctx), layers=layers, verify=ctx.verify,
-                        accuracy=dict(ctx.accuracy), history=list(ctx.history))
+                        accuracy=dict(ctx.accuracy), history=list(ctx.history),
+                        target=ctx.target)
     return ctx
 
 
@@ -39,8 +39,8 @@ def _layer_row(layer, analysis, removed) -> dict:
     return {"name": layer.name, "kind": layer.kind, "index": layer.index,
             "in_channels": [in_b, in_a], "out_channels": [out_b, out_a],
             "flops": [layer_flops(layer, in_b, out_b), layer_flops(layer, in_a, out_a)],
-            "params": [_params(layer.module, layer.kind, in_b, out_b),
-                       _params(layer.module, layer.kind, in_a, out_a)]}
+            "params": [layer_params(layer.module, layer.kind, in_b, out_b),
+                       layer_params(layer.module, layer.kind, in_a, out_a)]}
 
 
 def _param_cut(gm, param, analysis, removed) -> int:
@@ -57,27 +57,6 @@ def _is_param(gm, target: str) -> bool:
         return True
     except AttributeError:
         return False
-
-
-def _params(module, kind: str, n_in, n_out) -> int:
-    """Parameter count of ``module`` with ``n_in``/``n_out`` channels (None: unchanged)."""
-    own = {name: p.numel() for name, p in module.named_parameters(recurse=False)}
-    if n_out is None and n_in is None:
-        return sum(own.values())
-    if kind == "norm":
-        return sum(n_out for _ in own)
-    if kind == "convT":
-        n_in = module.in_channels if n_in is None else n_in
-        n_out = module.out_channels if n_out is None else n_out
-        return n_in * (n_out // module.groups) * int(np.prod(module.kernel_size)) + \
-            (n_out if "bias" in own else 0)
-    if kind == "conv":
-        n_in = module.in_channels if n_in is None else n_in
-        per_filter = (n_in // groups_after(module, n_in)) * int(np.prod(module.kernel_size))
-    else:
-        per_filter = module.in_features if n_in is None else n_in
-    n_out = module.weight.shape[0] if n_out is None else n_out
-    return n_out * per_filter + (n_out if "bias" in own else 0)
 
 
 def _group_rows(ctx: Context) -> list:

@@ -6,15 +6,19 @@ from pruneql.lang import ast
 from pruneql.passes.context import Context
 
 _LATER = "it is planned for a later release; remove it"
-_UNBUILT = {ast.Target: "target"}
+_UNBUILT: dict = {}
 _SINGLE = {ast.ModelStmt: "model", ast.InputStmt: "input", ast.StrategyStmt: "strategy",
-           ast.Emit: "emit"}
+           ast.Emit: "emit", ast.Target: "target"}
 
 
 def validate(ctx: Context) -> Context:
     """Raise for statements whose passes are not built and for repeated singletons."""
     for stmt in ctx.recipe.statements:
         _check_built(stmt)
+    if ctx.recipe.first(ast.Target) and ctx.recipe.first(ast.Iterate):
+        stmt = ctx.recipe.first(ast.Iterate)
+        raise NotImplementedStatement("'iterate' together with 'target' is not implemented yet",
+                                      span=stmt.span, hint="use one of them")
     for kind, word in _SINGLE.items():
         found = ctx.recipe.of(kind)
         if len(found) > 1:

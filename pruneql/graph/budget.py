@@ -1,0 +1,154 @@
+"""Global allocation against a budget (``target flops|params|latency X``).
+
+Channels of every selected group are ranked together by their per-group ℓ2-normalised
+scores (so layers are comparable) and removed lowest first — in steps that keep each
+group's count a multiple of its ``round`` and above its bound — until the model's cost is
+within the budget. The cost is updated incrementally: each channel class knows the layers
+it touches, so removing it re-prices only those layers.
+"""
+from __future__ import annotations
+
+import heapq
+
+import numpy as np
+
+from pruneql.graph.channels import layer_flops, layer_params
+
+
+class Costs:
+    """The model's FLOPs, parameters or predicted latency as classes are removed."""
+
+    def __init__(self, analysis, metric: str, latency: dict | None = None,
+                 fixed: float = 0.0):
+        self.analysis, self.metric = analysis, metric
+        self.layers = list(analysis.layers.values())
+        self.lines = latency or {}               # layer -> (ms intercept, ms per MAC)
+        self.fixed = fixed                       # cost no channel removal changes
+        self.width_in = [_width(l.in_elems) for l in self.layers]
+        self.width_out = [_width(l.out_elems) for l in self.layers]
+        self.price = [self._price(i) for i in range(len(self.layers))]
+        self.touches = self._touches()
+        self.left = {name: s.ids.size for name, s in analysis.spaces.items()}
+        self.spaces_of = analysis._spaces_of_class()
+
+    def total(self) -> float:
+        return self.fixed + sum(self.price)
+
+    def _price(self, i: int) -> float:
+        layer = self.layers[i]
+        n_in, n_out = self.width_in[i], self.width_out[i]
+        if self.metric == "params":
+            return layer_params(layer.module, layer.kind, n_in, n_out)
+        flops = layer_flops(layer, n_in, n_out)
+        if self.metric != "latency":
+            return flops
+        intercept, slope = self.lines.get(layer.name, (0.0, 0.0))
+        return intercept + slope * flops
+
+    def _touches(self) -> dict:
+        found: dict = {}
+        classes = self.analysis.classes
+        for i, layer in enumerate(self.layers):
+            for side, elems in ((0, layer.in_elems), (1, layer.out_elems)):
+                if elems is None:
+                    continue
+                cls, counts = np.unique(classes[elems], return_counts=True)
+                for c, k in zip(cls.tolist(), counts.tolist()):
+                    found.setdefault(c, []).append((i, side, k))
+        return found
+
+    def removable(self, cls: int) -> bool:
+        """Removing ``cls`` leaves every tensor at least one channel."""
+        return all(self.left[s] > k for s, k in self.spaces_of.get(cls, ()))
+
+    def remove(self, cls: int, sign: int = 1) -> None:
+        """Take ``cls`` out (``sign=-1`` puts it back)."""
+        for space, k in self.spaces_of.get(cls, ()):
+            self.left[space] -= sign * k
+        for i, side, k in self.touches.get(cls, ()):
+            if side == 0:
+                self.width_in[i] -= sign * k
+            else:
+                self.width_out[i] -= sign * k
+            self.price[i] = self._price(i)
+
+
+def _width(elems) -> int | None:
+    return None if elems is None else int(len(elems))
+
+
+def allowed_kept(size: int, floor: int, step: int) -> list:
+    """Kept counts a group may step down through: multiples of ``step`` (and ``size``
+    itself), from ``size`` down to no fewer than ``floor``.
+
+    >>> allowed_kept(20, 5, 8), allowed_kept(6, 1, 1)
+    ([20, 16, 8], [6, 5, 4, 3, 2, 1])
+    """
+    step = max(1, step)
+    lowest = max(floor, step)
+    counts = [size] + [k for k in range(size - size % step, lowest - 1, -step) if k < size]
+    return [k for k in counts if k >= min(lowest, size)]
+
+
+def spend(costs: Costs, groups: list, goal: float, slack: float = 0.0) -> dict:
+    """Remove channels, lowest normalised score first, until ``costs.total() <= goal``.
+
+    ``groups`` holds ``(group, scores, floor, step)``; returns group id -> removed positions.
+    A step that would land more than ``slack`` below the goal is undone and its group
+    retired, so a coarse group (one residual channel of an option-A ResNet spans dozens of
+    layers) cannot overshoot while finer ones can still close the gap. Stops early,
+    returning what it removed, when nothing more may go.
+    """
+    plans, heap = {}, []
+    for group, scores, floor, step in groups:
+        norm = float(np.sqrt(np.sum(np.square(scores)))) or 1.0
+        plans[group.id] = _Plan(group, scores / norm, allowed_kept(group.size, floor, step))
+        _push(heap, plans[group.id])
+    while heap and costs.total() > goal:
+        _, _, gid = heapq.heappop(heap)
+        taken = plans[gid].take(costs)
+        if costs.total() < goal - slack:
+            plans[gid].give_back(costs, taken)
+            continue
+        _push(heap, plans[gid])
+    return {gid: np.array(sorted(p.removed), dtype=np.int64) for gid, p in plans.items()}
+
+
+class _Plan:
+    """One group's removal order and the kept counts it may stop at."""
+
+    def __init__(self, group, scores: np.ndarray, stops: list):
+        self.group, self.stops = group, stops[1:]
+        self.order = list(np.argsort(scores, kind="stable"))
+        self.scores = scores
+        self.removed: list = []
+
+    def next_chunk(self) -> list:
+        if not self.stops:
+            return []
+        return self.order[:self.group.size - len(self.removed) - self.stops[0]]
+
+    def take(self, costs: Costs) -> list:
+        """Remove the next chunk; returns the positions removed."""
+        chunk = self.next_chunk()
+        self.stops.pop(0)
+        taken = []
+        for pos in chunk:
+            self.order.remove(pos)
+            cls = int(self.group.classes[pos])
+            if costs.removable(cls):
+                costs.remove(cls)
+                taken.append(pos)
+        self.removed.extend(taken)
+        return taken
+
+    def give_back(self, costs: Costs, taken: list) -> None:
+        for pos in taken:
+            costs.remove(int(self.group.classes[pos]), sign=-1)
+            self.removed.remove(pos)
+
+
+def _push(heap: list, plan: _Plan) -> None:
+    chunk = plan.next_chunk()
+    if chunk:
+        heapq.heappush(heap, (float(np.mean(plan.scores[chunk])), plan.group.id, plan.group.id))
