@@ -419,3 +419,12 @@ def test_spearman_hand_values():
 
 def test_ranks_average_ties():
     assert _ranks(np.array([3.0, 1.0, 3.0, 2.0, 3.0])).tolist() == [4.0, 1.0, 4.0, 2.0, 4.0]
+
+
+def test_taylor_inside_no_grad(tiny):
+    gm, analysis, groups, batches = tiny
+    expect = data_scores("taylor", {"batches": 1}, gm, analysis, groups, batches)
+    with torch.no_grad():
+        got = data_scores("taylor", {"batches": 1}, gm, analysis, groups, batches)
+    for g in groups:
+        np.testing.assert_allclose(got[g.id], expect[g.id])

@@ -14,7 +14,7 @@ def _filters(module: nn.Module, in_mask: np.ndarray | None) -> torch.Tensor:
     grouped = getattr(module, "groups", 1) > 1    # its input dim is per group: no mask
     if in_mask is not None and not grouped and not bool(np.all(in_mask)):
         weight = weight[:, torch.from_numpy(np.asarray(in_mask, dtype=bool))]
-    return weight.reshape(weight.shape[0], -1).double()
+    return weight.reshape(weight.shape[0], -1)
 
 
 def l1(module: nn.Module, in_mask: np.ndarray | None = None) -> np.ndarray:
@@ -25,9 +25,12 @@ def l1(module: nn.Module, in_mask: np.ndarray | None = None) -> np.ndarray:
     >>> l1(conv).tolist(), l1(conv, np.array([False, True])).tolist()
     ([2.0, 2.0, 0.0], [1.0, 2.0, 0.0])
     """
-    return _filters(module, in_mask).abs().sum(dim=1).numpy()
+    # accumulated in float64 without a float64 copy of the weight (plans of big models)
+    return torch.linalg.vector_norm(_filters(module, in_mask), ord=1, dim=1,
+                                    dtype=torch.float64).numpy()
 
 
 def l2(module: nn.Module, in_mask: np.ndarray | None = None) -> np.ndarray:
     """Euclidean norm per filter."""
-    return _filters(module, in_mask).pow(2).sum(dim=1).sqrt().numpy()
+    return torch.linalg.vector_norm(_filters(module, in_mask), ord=2, dim=1,
+                                    dtype=torch.float64).numpy()
