@@ -287,9 +287,24 @@ def _print_report(report: Report, all_groups: bool) -> None:
     rows = [g for g in report.groups if all_groups or g["selected"] or g["skipped_line"]]
     if rows:
         _io.out.print(_groups_table(rows, all_groups))
+    if report.target:
+        _io.out.print(_target_line(report.target))
+    if report.accuracy:
+        _io.out.print("accuracy: " + ", ".join(f"{k} {v:.2%}" for k, v in report.accuracy.items()))
     if report.verify:
         _io.out.print(f"verify: masked equivalence passed (max relative error "
-                  f"{report.verify['max_rel_error']:.1e})")
+                      f"{report.verify['max_rel_error']:.1e})")
+
+
+def _target_line(target: dict) -> str:
+    line = (f"target {target['metric']} {target['value']:.1%}: allocation reaches "
+            f"{target['achieved']:.1%} of the baseline")
+    if target["metric"] == "latency":
+        line += f" (predicted {target['predicted_ms']:.2f} ms of {target['before_ms']:.2f} ms"
+        measured = target.get("measured")
+        line += (f"; measured {measured['after_ms']:.2f} ms of {measured['before_ms']:.2f} ms, "
+                 f"{measured['ratio']:.1%})" if measured else ")")
+    return line
 
 
 def _groups_table(rows: list, members: bool) -> Table:

@@ -81,9 +81,11 @@ def test_latency_target_allocates_against_the_table(monkeypatch):
 
 
 def test_latency_target_on_this_machine():
-    report = pruneql.plan("model vgg16_cifar; prune ** by l1 keep 0.1; target latency 85%")
-    target = report.to_dict()["target"]
+    result = pruneql.compile("model vgg16_cifar; prune ** by l1 keep 0.1; target latency 85%")
+    target = result.report.to_dict()["target"]
     assert target["metric"] == "latency" and 0 < target["predicted_ms"] < target["before_ms"]
+    measured = target["measured"]             # timed, so only its presence and sanity
+    assert measured["before_ms"] > 0 and measured["after_ms"] > 0
 
 
 def test_allowed_kept_steps():

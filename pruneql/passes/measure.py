@@ -5,6 +5,7 @@ from __future__ import annotations
 
 
 from pruneql.graph.channels import layer_flops, layer_params
+from pruneql.latency import compare
 from pruneql.passes.context import Context
 from pruneql.report import Report
 
@@ -18,6 +19,8 @@ def measure(ctx: Context) -> Context:
     flops_a = sum(r["flops"][1] for r in layers)
     params_a = total - sum(r["params"][0] - r["params"][1] for r in layers) \
         - sum(_param_cut(ctx.gm, p, analysis, removed) for p in analysis.params.values())
+    if ctx.target and ctx.target["metric"] == "latency" and ctx.pruned is not None:
+        ctx.target["measured"] = _measured(ctx)
     ctx.report = Report(model=ctx.model_label, input_shape=list(ctx.example_inputs[0].shape),
                         before={"flops": int(flops_b), "params": int(total)},
                         after={"flops": int(flops_a), "params": int(params_a)},
@@ -25,6 +28,15 @@ def measure(ctx: Context) -> Context:
                         accuracy=dict(ctx.accuracy), history=list(ctx.history),
                         target=ctx.target)
     return ctx
+
+
+def _measured(ctx: Context) -> dict:
+    """Real milliseconds of the original and the pruned model, timed alternately."""
+    shape = tuple(ctx.example_inputs[0].shape)
+    times = compare(ctx.gm.eval(), ctx.pruned.eval(), shape[1:], batches=(shape[0],))
+    found = next(iter(times.values()))
+    return {"before_ms": found["before"], "after_ms": found["after"],
+            "ratio": found["after"] / found["before"]}
 
 
 def _width(elems, analysis, removed) -> tuple:
