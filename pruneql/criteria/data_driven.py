@@ -180,6 +180,15 @@ class _Probe:
         out.index_add_(1, self.dst, picked)
 
 
+def _setup(model, analysis, groups: list) -> tuple:
+    """What taylor and activation share: group offsets into one score vector, its width,
+    the probes on the consuming layers, the model's modules and its device."""
+    local, offsets = _local_index(analysis, groups)
+    width = int(sum(g.size for g in groups))
+    probes = _probes(model, analysis, groups, local, width)
+    return offsets, width, probes, dict(model.named_modules()), _device(model)
+
+
 def _probes(model, analysis, groups: list, local: np.ndarray, width: int) -> list:
     device = _device(model)
     return [_Probe(layer, analysis, local, width, device) for layer in consumers(analysis)
@@ -213,11 +222,7 @@ def taylor(model, analysis, groups: list, batches: list, removed: np.ndarray,
     """Molchanov et al.'s first-order Taylor criterion, per-layer l2-normalised."""
     if not groups:
         return {}
-    local, offsets = _local_index(analysis, groups)
-    width = int(sum(g.size for g in groups))
-    probes = _probes(model, analysis, groups, local, width)
-    modules = dict(model.named_modules())
-    device = _device(model)
+    offsets, width, probes, modules, device = _setup(model, analysis, groups)
     total = torch.zeros(width, dtype=torch.float64, device=device)
     examples = 0
     state: dict = {}
@@ -296,11 +301,7 @@ def activation(model, analysis, groups: list, batches: list, removed: np.ndarray
         raise ValueError(f"activation stat must be mean or std, got {stat!r}")
     if not groups:
         return {}
-    local, offsets = _local_index(analysis, groups)
-    width = int(sum(g.size for g in groups))
-    probes = _probes(model, analysis, groups, local, width)
-    modules = dict(model.named_modules())
-    device = _device(model)
+    offsets, width, probes, modules, device = _setup(model, analysis, groups)
     # per consumer: sums over examples of the per-example means (over positions and the
     # class's elements) of z and of z^2, and the number of examples
     sums = [torch.zeros(width, dtype=torch.float64, device=device) for _ in probes]

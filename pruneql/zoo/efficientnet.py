@@ -12,13 +12,12 @@ in eval mode, which is how zoo models are returned and traced.
 """
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import torch
 from torch import nn
 
-from .mobilenet import ConvNormAct, SqueezeExcitation, make_divisible
+from .mobilenet import ConvNormAct, SqueezeExcitation, _init_mobile, make_divisible
 
 __all__ = ["MBConv", "EfficientNet", "efficientnet_b0"]
 
@@ -66,18 +65,7 @@ class EfficientNet(nn.Module):
         self.features = nn.Sequential(*layers)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Sequential(nn.Dropout(p=dropout), nn.Linear(last_out, num_classes))
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                r = 1.0 / math.sqrt(m.out_features)
-                nn.init.uniform_(m.weight, -r, r)
-                nn.init.zeros_(m.bias)
+        _init_mobile(self, linear="uniform")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features(x)

@@ -13,6 +13,7 @@ Activations are not in-place so hooks used by pruning criteria see the right ten
 """
 from __future__ import annotations
 
+import math
 from functools import partial
 from typing import Callable, Optional, Sequence
 
@@ -75,8 +76,9 @@ class SqueezeExcitation(nn.Module):
         return scale * x
 
 
-def _init_mobile(model: nn.Module) -> None:
-    """torchvision's MobileNet init: conv kaiming-normal (fan_out), norms 1/0, linear N(0, 0.01)."""
+def _init_mobile(model: nn.Module, linear: str = "normal") -> None:
+    """torchvision's MobileNet init: conv kaiming-normal (fan_out), norms 1/0, linear
+    N(0, 0.01) — or, with ``linear="uniform"``, U(±1/sqrt(out)) as for EfficientNet."""
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out")
@@ -86,7 +88,11 @@ def _init_mobile(model: nn.Module) -> None:
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
         elif isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, 0, 0.01)
+            if linear == "uniform":
+                r = 1.0 / math.sqrt(m.out_features)
+                nn.init.uniform_(m.weight, -r, r)
+            else:
+                nn.init.normal_(m.weight, 0, 0.01)
             nn.init.zeros_(m.bias)
 
 
