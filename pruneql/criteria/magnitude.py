@@ -25,12 +25,11 @@ def l1(module: nn.Module, in_mask: np.ndarray | None = None) -> np.ndarray:
     >>> l1(conv).tolist(), l1(conv, np.array([False, True])).tolist()
     ([2.0, 2.0, 0.0], [1.0, 2.0, 0.0])
     """
-    # accumulated in float64 without a float64 copy of the weight (plans of big models)
-    return torch.linalg.vector_norm(_filters(module, in_mask), ord=1, dim=1,
-                                    dtype=torch.float64).numpy()
+    # accumulated in float64 without a float64 copy of the weight (plans of big models);
+    # the float32 |w| is one layer at a time
+    return _filters(module, in_mask).abs().sum(dim=1, dtype=torch.float64).numpy()
 
 
 def l2(module: nn.Module, in_mask: np.ndarray | None = None) -> np.ndarray:
     """Euclidean norm per filter."""
-    return torch.linalg.vector_norm(_filters(module, in_mask), ord=2, dim=1,
-                                    dtype=torch.float64).numpy()
+    return _filters(module, in_mask).square().sum(dim=1, dtype=torch.float64).sqrt().numpy()

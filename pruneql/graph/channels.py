@@ -139,7 +139,7 @@ class ChannelAnalysis:
     groups: list
     params: dict = field(default_factory=dict)   # get_attr target -> ParamSlice
     element_kinds: list = field(repr=False, default_factory=list)
-    _class_spaces: dict | None = field(repr=False, default=None)
+    _class_spaces: tuple | None = field(repr=False, default=None)
 
     def group_of(self, layer_name: str) -> Group | None:
         """The group whose channels ``layer_name`` produces, if any."""
@@ -155,31 +155,56 @@ class ChannelAnalysis:
         at all (say, every filter of one branch of a ``cat`` inside a residual group); the
         next lowest goes instead. Ties go to the lower position.
         """
-        left = self._space_widths()
-        spaces_of = self._spaces_of_class()
+        order = np.argsort(scores, kind="stable")
+        cut = group.size - kept
+        if cut <= 0:
+            return np.zeros(0, dtype=np.int64)
+        pair_class, pair_space, pair_count, per_space = self._pairs()
+        touched = np.unique(pair_space[np.isin(pair_class, group.classes)])
+        if (per_space[touched] > cut).all():      # no tensor can run out: take the lowest
+            return np.sort(order[:cut])
+        return self._careful_removal(group, order, cut)
+
+    def _careful_removal(self, group: Group, order: np.ndarray, cut: int) -> np.ndarray:
+        pair_class, pair_space, pair_count, _ = self._pairs()
+        left = {name: space.ids.size for name, space in self.spaces.items()}
+        names = list(self.spaces)
         chosen: list[int] = []
-        for pos in np.argsort(scores, kind="stable").tolist():
-            if len(chosen) >= group.size - kept:
+        for pos in order.tolist():
+            if len(chosen) >= cut:
                 break
-            touched = spaces_of.get(int(group.classes[pos]), ())
+            cls = int(group.classes[pos])
+            lo, hi = np.searchsorted(pair_class, [cls, cls + 1])
+            touched = [(names[sp], k) for sp, k in zip(pair_space[lo:hi].tolist(),
+                                                       pair_count[lo:hi].tolist())]
             if all(left[space] > count for space, count in touched):
                 for space, count in touched:
                     left[space] -= count
                 chosen.append(pos)
         return np.sort(np.array(chosen, dtype=np.int64))
 
-    def _space_widths(self) -> dict:
-        return {name: space.ids.size for name, space in self.spaces.items()}
+    def _pairs(self) -> tuple:
+        """(class, space index, element count) for every class in every space, sorted by
+        class; and the number of distinct classes per space. Built once, vectorised."""
+        if self._class_spaces is None:
+            spaces = list(self.spaces.values())
+            sizes = [s.ids.size for s in spaces]
+            cls = np.concatenate([self.classes[s.ids].ravel() for s in spaces])
+            key = cls * len(spaces) + np.repeat(np.arange(len(spaces)), sizes)
+            unique, counts = np.unique(key, return_counts=True)
+            pair_space = unique % len(spaces)
+            per_space = np.bincount(pair_space, minlength=len(spaces))
+            self._class_spaces = (unique // len(spaces), pair_space, counts, per_space)
+        return self._class_spaces
 
     def _spaces_of_class(self) -> dict:
-        if self._class_spaces is None:
-            found: dict[int, list] = {}
-            for name, space in self.spaces.items():
-                cls, counts = np.unique(self.classes[space.ids], return_counts=True)
-                for c, k in zip(cls.tolist(), counts.tolist()):
-                    found.setdefault(c, []).append((name, k))
-            self._class_spaces = found
-        return self._class_spaces
+        """Class id -> [(space name, element count)] (for the budget's incremental costs)."""
+        pair_class, pair_space, pair_count, _ = self._pairs()
+        names = list(self.spaces)
+        found: dict[int, list] = {}
+        for c, sp, k in zip(pair_class.tolist(), pair_space.tolist(), pair_count.tolist()):
+            found.setdefault(c, []).append((names[sp], k))
+        return found
 
 
 def analyze(gm: fx.GraphModule) -> ChannelAnalysis:
@@ -262,7 +287,26 @@ def _build_groups(layers: dict, classes: np.ndarray, pinned: dict) -> list:
     order = {layer.name: i for i, layer in enumerate(producers)}
     components = sorted((sorted(c, key=order.get) for c in nx.connected_components(coupling)),
                         key=lambda c: order[c[0]])
-    return [_make_group(i, names, layers, classes, pinned) for i, names in enumerate(components)]
+    groups = [_make_group(i, names, layers, classes, pinned) for i, names in enumerate(components)]
+    _add_members(groups, layers, classes)
+    return groups
+
+
+def _add_members(groups: list, layers: dict, classes: np.ndarray) -> None:
+    """Every layer reading or writing a group's channels, found in one pass over layers."""
+    group_of = np.full(len(classes), -1, dtype=np.int64)
+    for group in groups:
+        group_of[group.classes] = group.id
+    members: dict[int, list] = {g.id: [] for g in groups}
+    for layer in layers.values():
+        touched = set()
+        for elems in (layer.in_elems, layer.out_elems):
+            if elems is not None:
+                touched.update(np.unique(group_of[classes[elems]]).tolist())
+        for gid in sorted(touched - {-1}):
+            members[gid].append(layer.name)
+    for group in groups:
+        group.members = tuple(members[group.id])
 
 
 def _make_group(gid: int, names: list, layers: dict, classes: np.ndarray, pinned: dict) -> Group:
@@ -273,14 +317,6 @@ def _make_group(gid: int, names: list, layers: dict, classes: np.ndarray, pinned
     group_classes = np.fromiter(ordered, dtype=np.int64, count=len(ordered))
     filters = {n: np.array([ordered[c] for c in classes[layers[n].out_elems].tolist()])
                for n in names}
-    members = [l.name for l in layers.values() if _touches(l, classes, ordered)]
     reasons = sorted({pinned[c] for c in ordered if c in pinned})
-    return Group(id=gid, classes=group_classes, producers=tuple(names), members=tuple(members),
+    return Group(id=gid, classes=group_classes, producers=tuple(names), members=(),
                  filters=filters, frozen="; ".join(reasons) if reasons else None)
-
-
-def _touches(layer: Layer, classes: np.ndarray, wanted: dict) -> bool:
-    for elems in (layer.in_elems, layer.out_elems):
-        if elems is not None and any(c in wanted for c in np.unique(classes[elems]).tolist()):
-            return True
-    return False
