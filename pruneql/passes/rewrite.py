@@ -109,7 +109,7 @@ def _slice_norm(module: nn.Module, keep) -> None:
             _set(module, name, getattr(module, name).data[keep])
     for name in ("running_mean", "running_var"):
         if getattr(module, name, None) is not None:
-            setattr(module, name, getattr(module, name)[keep].clone())
+            setattr(module, name, getattr(module, name)[keep])
     n = int(len(keep))
     if isinstance(module, nn.GroupNorm):
         module.num_groups = module.num_groups * n // old
@@ -128,8 +128,9 @@ def _width(module: nn.Module) -> int:
 
 
 def _set(module: nn.Module, name: str, value: torch.Tensor) -> None:
+    """``value`` comes from advanced indexing: already a copy, owned by nobody else."""
     old = getattr(module, name)
-    setattr(module, name, nn.Parameter(value.clone(), requires_grad=old.requires_grad))
+    setattr(module, name, nn.Parameter(value, requires_grad=old.requires_grad))
 
 
 def _slice_param(gm: fx.GraphModule, param, keep) -> None:
