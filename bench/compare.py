@@ -61,7 +61,8 @@ INNER = re.compile(r"layer\d+\.\d+\.conv1")
 MIN_SAMPLE_S = 0.04                     # a latency sample loops until about this long
 TOOLS = ("pq", "tp", "pqv")
 LABEL = {"pq": "PruneQL", "pqv": "PruneQL + verify", "tp": "Torch-Pruning",
-         "pq_r8": "PruneQL round 8", "orig": "original"}
+         "pq_r8": "PruneQL round 8", "orig": "original",
+         "tp_fx": "Torch-Pruning's model traced by torch.fx (control)"}
 
 
 # ---------------------------------------------------------------------------------------
@@ -378,6 +379,7 @@ def profile_passes(spec: Spec, keep, round_to, repeats: int) -> dict:
     rows = []
     for (filename, line, func), (cc, nc, tt, ct, _) in stats.stats.items():
         short = re.sub(r".*site-packages/", "", filename.replace(ROOT + os.sep, ""))
+        short = re.sub(r"^/.*/lib/python3\.\d+/", "", short)
         rows.append({"func": f"{short}:{line}({func})", "calls": nc, "tottime": tt,
                      "cumtime": ct})
     top_tot = sorted(rows, key=lambda r: -r["tottime"])[:12]
@@ -404,6 +406,7 @@ class ModelResult:
     latency: dict = field(default_factory=dict)         # batch -> {variant -> samples}
     memory: dict = field(default_factory=dict)
     uneven: list = field(default_factory=list)          # PruneQL groups off the uniform keep
+    widths: list = field(default_factory=list)          # (before, after) of their producers
     tp_warnings: list = field(default_factory=list)
     errors: dict = field(default_factory=dict)
 
@@ -455,6 +458,10 @@ def bench_model(spec: Spec, args, log) -> ModelResult:
                     want = min(b, max(rnd, int(round(want / rnd)) * rnd))
                 if abs(a - want) > max(1, rnd or 0):
                     res.uneven.append((g["producers"][0], len(g["producers"]), b, a, want))
+                    outs = {l["name"]: tuple(l["out_channels"]) for l in rep["layers"]}
+                    for p in g["producers"]:
+                        if outs.get(p) and outs[p] not in res.widths:
+                            res.widths.append(outs[p])
     if spec.name == "resnet50" and not rnd and "pq" in last:
         variants["pq_r8"] = run_pq(spec, spec.build(), x1, keep, 8, verify=False)[1].module
     if "tp" in last:
@@ -473,6 +480,12 @@ def bench_model(spec: Spec, args, log) -> ModelResult:
         res.tp_health = health(variants["tp"], x8, (8,) + ref["out_shape"][1:])
         if not res.tp_health[0]:
             variants.pop("tp")
+        else:   # control: the same model as an fx GraphModule, the form PruneQL returns
+            try:
+                variants["tp_fx"] = torch.fx.symbolic_trace(variants["tp"])
+                res.counts["tp_fx"] = res.counts["tp"]
+            except Exception as exc:                            # noqa: BLE001
+                res.errors["tp_fx"] = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
 
     # decision cross-check: Torch-Pruning with PruneQL's l1 must give PruneQL's model
     if "pq" in variants:
@@ -636,7 +649,7 @@ def latency_table(results: list, threads: int, runs: int) -> list:
         if not res.latency:
             continue
         ref = res.counts["orig"]
-        for v in ("orig", "pq", "pq_r8", "tp"):
+        for v in ("orig", "pq", "pq_r8", "tp", "tp_fx"):
             if v not in res.latency.get(1, {}):
                 continue
             fr = ref["flops"] / res.counts[v]["flops"]
@@ -649,8 +662,8 @@ def latency_table(results: list, threads: int, runs: int) -> list:
                 else:
                     sp = paired_speedup(s, "orig", v)
                     cells += [f"{ms:,.1f} ms", f"{sp:.2f}×", f"{sp / fr:.2f}"]
-            if v in ("pq", "pq_r8") and "tp" in res.latency[1]:
-                cells.append(" / ".join(f"{1 / paired_speedup(res.latency[b], v, 'tp'):.3f}"
+            if v in ("pq", "pq_r8", "tp_fx") and "tp" in res.latency[1]:
+                cells.append(" / ".join(f"{paired_speedup(res.latency[b], v, 'tp'):.3f}"
                                         for b in (1, 8)))
             else:
                 cells.append("")
@@ -682,7 +695,7 @@ def profile_section(prof: dict, spec: Spec) -> list:
 
 
 def discussion(results: list, args, prof) -> list:
-    out = []
+    out = _summary(results)
     for res in results:
         m, ratio = res.spec.label, _ratio_pq_tp(res)
         pq, pqv, tpv = (_med(res.times.get(t)) for t in ("pq", "pqv", "tp"))
@@ -700,7 +713,11 @@ def discussion(results: list, args, prof) -> list:
                             "match exactly)")
             else:
                 bits.append(f"FLOPs after differ (PruneQL {cp['flops']:,}, TP "
-                            f"{ct['flops']:,})")
+                            f"{ct['flops']:,})" + (
+                                f": with `round {args.round}` PruneQL rounds each kept count "
+                                f"to the *nearest* multiple of {args.round} (at least "
+                                f"{args.round}), Torch-Pruning's `round_to` rounds it *down*"
+                                if args.round else ""))
         if res.tp_health[0] is False:
             bits.append(f"**Torch-Pruning's pruned model is broken** ({res.tp_health[1]}), "
                         "although `step()` returned without error")
@@ -712,7 +729,9 @@ def discussion(results: list, args, prof) -> list:
         if res.uneven:
             ex = "; ".join(f"group of `{p}` (+{n - 1} producers): {b} → {a}, uniform "
                            f"would be {w}" for p, n, b, a, w in res.uneven[:3])
-            bits.append(f"PruneQL's allocation is not uniform per layer here: {ex}")
+            bits.append(f"PruneQL's allocation is not uniform per layer here: {ex}; the "
+                        "group's producers go " + ", ".join(f"{b} → {a}" for b, a in
+                                                           res.widths) + " channels")
         if res.memory:
             a, b, w = _mib(res, "pq/warm"), _mib(res, "tp/warm"), _weights_mib(res)
             ac, bc = _mib(res, "pq/cold"), _mib(res, "tp/cold")
@@ -737,6 +756,106 @@ def discussion(results: list, args, prof) -> list:
                                                             res.tp_warnings[:3]) + ".")
         for k, e in res.errors.items():
             out.append(f"  {LABEL.get(k, k)} error: `{e}`.")
+    r56 = next((r for r in results if r.uneven and r.spec.name == "resnet56_cifar"
+                and not r.spec.variant), None)
+    if r56 is not None:
+        _, _, shown_b, shown_a, _ = r56.uneven[0]
+        mods = dict(zoo.build("resnet56_cifar").named_modules())
+        l1 = [float(mods[f"layer{i}.0.conv2"].weight.detach().abs().flatten(1).sum(1).mean())
+              for i in (1, 2, 3)]
+        out.append(
+            "- Why `resnet56_cifar` loses 10× its FLOPs at `keep 0.5`: with option-A "
+            "shortcuts PruneQL ties the residual streams of the three stages into *one* group "
+            "(stage 1's 16 channels sit at an offset inside stage 2's 32 and stage 3's 64; the "
+            "zero-padded channels of stage 2 sit inside stage 3's), 64 channel classes in all. "
+            "`keep 0.5` keeps 32 of those 64, ranked by the mean filter L1 of the layers "
+            "writing each class, and with these seeded, untrained weights the L1 norm of a "
+            f"filter grows with its fan-in (mean {l1[0]:.1f} for a stage-1 3×3 conv, "
+            f"{l1[1]:.1f} for stage 2, {l1[2]:.1f} for stage 3), so nearly all kept classes "
+            "are stage-3-only ones: the "
+            "residual stream of stages 1 and 2 shrinks to a single channel. The model is "
+            "correct (verify passes) but it is not a uniform 50% network, and the report's "
+            f"`channels` for that group ({shown_b} → {shown_a}, the first producer's width) "
+            "hides that the group has 64 classes. Torch-Pruning cannot model the channel padding at all: "
+            "`step()` succeeds and the model it returns fails at the classifier. The "
+            "`:inner` row is the like-for-like comparison.")
+    same, ctrl, noise = [], [], []
+    for res in results:
+        s = res.latency
+        if not s:
+            continue
+        if "pq_r8" in s.get(1, {}) and res.counts.get("pq_r8") and \
+                res.counts["pq_r8"]["flops"] == res.counts["pq"]["flops"]:
+            noise += [paired_speedup(s[b], "pq_r8", "pq") for b in s]
+        if "tp" in s.get(1, {}) and "pq" in s.get(1, {}) and \
+                res.counts["tp"]["flops"] == res.counts["pq"]["flops"]:
+            same += [(res.spec.label, b, paired_speedup(s[b], "pq", "tp")) for b in s]
+            if "tp_fx" in s.get(1, {}):
+                ctrl += [(res.spec.label, b, paired_speedup(s[b], "tp_fx", "tp")) for b in s]
+    if same:
+        fmt = lambda rows: ", ".join(f"`{m}` b{b} {r:.3f}" for m, b, r in rows)  # noqa: E731
+        text = ("- Same architecture, same speed? PruneQL's and Torch-Pruning's pruned models "
+                "have identical layer widths; PruneQL's latency ÷ Torch-Pruning's, timed back "
+                f"to back: {fmt(same)}.")
+        if ctrl:
+            text += (" Control — Torch-Pruning's own model traced by `torch.fx` (a "
+                     "GraphModule, the form PruneQL returns) ÷ the same model run eagerly: "
+                     f"{fmt(ctrl)}.")
+            by = {(m, b): r for m, b, r in same}
+            gap = max(abs(by[(m, b)] - r) for m, b, r in ctrl)
+            text += (f" The control differs from PruneQL's ratio by at most {gap:.3f}"
+                     + (": whatever latency gap there is between the two tools' models comes "
+                        "from running an fx GraphModule instead of the eager module, not from "
+                        "what PruneQL removed or kept." if gap < 0.03 else
+                        ", so part of the gap is not explained by the GraphModule form."))
+        if noise:
+            text += (" Two identical PruneQL GraphModules (resnet50 with and without "
+                     "`round 8`, which keeps the same counts) differ by "
+                     + ", ".join(f"{abs(r - 1):.1%}" for r in noise)
+                     + ": the noise floor of these paired ratios.")
+            r50 = next((r for r in results if r.latency and "pq_r8" in r.latency.get(8, {})),
+                       None)
+            if r50 is not None:
+                a, b = (paired_speedup(r50.latency[8], "orig", v) for v in ("pq", "pq_r8"))
+                text += (" The speedup columns, each a ratio against the much slower original, "
+                         f"scatter more: the same two models show {a:.2f}× and {b:.2f}× at "
+                         "batch 8.")
+        out.append(text)
+    effs = [(r.spec.label, b, paired_speedup(r.latency[b], "orig", "pq")
+             / (r.counts["orig"]["flops"] / r.counts["pq"]["flops"]))
+            for r in results if r.latency and r.counts.get("pq") for b in r.latency]
+    if effs:
+        lo = [f"`{m}` b{b} ({e:.2f})" for m, b, e in effs if e < 0.6]
+        hi = [f"`{m}` b{b} ({e:.2f})" for m, b, e in effs if e > 1.0]
+        text = ("- FLOPs are a loose proxy for CPU latency: efficiency (speedup ÷ FLOPs "
+                f"ratio) of PruneQL's models ranges {min(e for *_, e in effs):.2f}–"
+                f"{max(e for *_, e in effs):.2f}.")
+        if lo:
+            text += (" Lowest: " + ", ".join(lo) + " — small tensors where per-op "
+                     "overhead (dispatch, depthwise/1×1 convs, BatchNorm, the Python "
+                     "forward) does not shrink with the channel count.")
+        if hi:
+            text += (" Above 1: " + ", ".join(hi) + " — likely memory-bound layers whose "
+                     "activations fit the caches better once halved.")
+        out.append(text)
+    first = [(r.spec.label, _mib(r, "pq/cold") - _mib(r, "pq/warm"),
+              _mib(r, "tp/cold") - _mib(r, "tp/warm")) for r in results
+             if r.memory and all(_mib(r, k) for k in ("pq/cold", "pq/warm", "tp/cold",
+                                                      "tp/warm"))]
+    if first:
+        out.append("- First compile in a process: cold − warm peak memory is "
+                   f"{statistics.median(a for _, a, _ in first):,.0f} MiB for PruneQL and "
+                   f"{statistics.median(b for *_, b in first):,.0f} MiB for Torch-Pruning "
+                   "(median over models): one-time imports and set-up, paid once per process, "
+                   "which dominate the cold numbers of the small models.")
+    if prof:
+        per = prof["per_pass"]
+        top = sorted(per.items(), key=lambda kv: -kv[1])[:3]
+        tot = sum(per.values())
+        out.append(f"- PruneQL's resnet50 compile ({tot:.2f} s with verify in the profile "
+                   "run) is dominated by " + ", ".join(f"`{n}` ({v / tot:.0%})"
+                                                        for n, v in top)
+                   + "; see the profile below.")
     r8 = [r for r in results if "pq_r8" in r.counts and r.counts.get("pq")]
     for res in r8:
         same = res.counts["pq_r8"]["flops"] == res.counts["pq"]["flops"]
@@ -750,6 +869,42 @@ def discussion(results: list, args, prof) -> list:
     return out
 
 
+def _summary(results: list) -> list:
+    """One paragraph over all models: the headline numbers, computed."""
+    ratios = [(r.spec.label, _ratio_pq_tp(r)) for r in results if _ratio_pq_tp(r)]
+    if not ratios:
+        return []
+    bits = []
+    slower = [m for m, q in ratios if q > 1]
+    lo, hi = min(ratios, key=lambda t: t[1]), max(ratios, key=lambda t: t[1])
+    bits.append(f"PruneQL's compile (without verify) takes {lo[1]:.2f}× (`{lo[0]}`) to "
+                f"{hi[1]:.2f}× (`{hi[0]}`) Torch-Pruning's time; it is slower on "
+                f"{len(slower)} of {len(ratios)} models")
+    over = [_med(r.times["pqv"]) / _med(r.times["pq"]) - 1 for r in results
+            if r.times.get("pq") and r.times.get("pqv")]
+    if over:
+        bits.append(f"verification adds {min(over):.0%}–{max(over):.0%}")
+    mem = [(r.spec.label, _mib(r, "pq/warm") / _mib(r, "tp/warm")) for r in results
+           if r.memory and _mib(r, "pq/warm") and _mib(r, "tp/warm")]
+    if mem:
+        bits.append("its warm peak memory is " + ", ".join(f"{q:.2f}×" for _, q in mem)
+                    + " Torch-Pruning's (in model order)")
+    ok = [r.spec.label for r in results if r.counts.get("pq") and r.counts.get("tp")
+          and r.counts["pq"]["flops"] == r.counts["tp"]["flops"]
+          and r.counts["pq"]["params"] == r.counts["tp"]["params"]]
+    if ok:
+        bits.append("where both tools produce a working model they keep identical channel "
+                    f"counts ({len(ok)} models)")
+    exact = [r.spec.label for r in results if r.cross == 0.0]
+    if exact:
+        bits.append(f"with the same importance scores they build identical models ({len(exact)}"
+                    " models, outputs bit-for-bit equal)")
+    broken = [f"`{r.spec.label}`" for r in results if r.tp_health[0] is False]
+    if broken:
+        bits.append("Torch-Pruning silently produced a broken model on " + ", ".join(broken))
+    return ["- **Summary**: " + "; ".join(bits) + "."]
+
+
 def write_report(path: str, results: list, args, prof, elapsed: float, argv: list) -> str:
     tp_version = _dist_version("torch-pruning") or getattr(tp, "__version__", "?")
     cpu = _cpu_name()
@@ -758,7 +913,7 @@ def write_report(path: str, results: list, args, prof, elapsed: float, argv: lis
         f"Generated by `python bench/compare.py{(' ' + ' '.join(argv)) if argv else ''}` on "
         f"{datetime.date.today().isoformat()} in {elapsed / 60:.1f} min.", "",
         f"- torch {torch.__version__}, torch-pruning {tp_version}, pruneql "
-        f"{_dist_version('pruneql') or '?'} (this working tree), Python "
+        f"{_dist_version('pruneql') or '?'} (this working tree{_tree_state()}), Python "
         f"{platform.python_version()}",
         f"- machine: {os.cpu_count()} cores ({cpu}), {platform.system()} "
         f"{platform.release()}; `torch.set_num_threads({args.threads})` for everything "
@@ -801,8 +956,10 @@ def write_report(path: str, results: list, args, prof, elapsed: float, argv: lis
         "state carries over from the previous model) and then a loop of forwards long "
         f"enough for the original to take ≈{MIN_SAMPLE_S * 1e3:.0f} ms. Speedup = median "
         "over rounds of original/pruned; efficiency = speedup ÷ (FLOPs before ÷ FLOPs "
-        "after), ideal 1.0. *÷ TP latency* = median over rounds of PruneQL's model ÷ "
-        "Torch-Pruning's, timed back to back (1.000 = equally fast). Latency in ms is the "
+        "after), ideal 1.0. *÷ TP latency* = median over rounds of that model's latency ÷ "
+        "Torch-Pruning's, timed back to back (1.000 = equally fast; above 1 = slower). "
+        "Control row: Torch-Pruning's pruned model traced by `torch.fx.symbolic_trace`, "
+        "i.e. the same model in the GraphModule form PruneQL returns. Latency in ms is the "
         "median per model; on this noisy 2-core machine read the ratios, not the absolute "
         "times.",
         "- **Correctness of Torch-Pruning's output**: its pruned model is run on a batch of "
@@ -854,6 +1011,18 @@ def _dist_version(name: str) -> str | None:
         return None
 
 
+def _tree_state() -> str:
+    """`` at <commit>`` (read-only git queries), ``+ local changes`` if pruneql/ differs."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
+                              capture_output=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "pruneql"], cwd=ROOT,
+                               text=True, capture_output=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return (f" at commit {head}" if head else "") + (" + local changes" if dirty else "")
+
+
 def _cpu_name() -> str:
     try:
         with open("/proc/cpuinfo") as f:
@@ -868,7 +1037,7 @@ def _cpu_name() -> str:
 # ---------------------------------------------------------------------------------------
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> str | None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default=DEFAULT_MODELS)
     ap.add_argument("--repeats", type=int, default=5)
@@ -881,7 +1050,8 @@ def main(argv=None) -> None:
     ap.add_argument("--no-latency", action="store_true")
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--profile", choices=("auto", "yes", "no"), default="auto",
-                    help="per-pass profile of PruneQL on resnet50 (auto: if it is slower)")
+                    help="per-pass profile of PruneQL's resnet50 compile (auto: in full runs "
+                         "and whenever PruneQL compiles resnet50 slower than Torch-Pruning)")
     ap.add_argument("--out", default=None, help=f"report path (default {OUT})")
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--one", choices=TOOLS, help=argparse.SUPPRESS)
@@ -910,7 +1080,7 @@ def main(argv=None) -> None:
     prof = None
     r50 = next((r for r in results if r.spec.label == "resnet50"), None)
     slower = r50 is not None and (_ratio_pq_tp(r50) or 0) > 1
-    if args.profile == "yes" or (args.profile == "auto" and slower):
+    if args.profile == "yes" or (args.profile == "auto" and (slower or not args.quick)):
         spec = r50.spec if r50 else Spec("resnet50")
         log(f"[{spec.label}] profiling PruneQL's passes")
         prof = profile_passes(spec, args.keep, args.round, max(1, args.repeats))
@@ -922,7 +1092,7 @@ def main(argv=None) -> None:
         print()
         print("\n".join(profile_section(prof, prof["spec"])))
     log(f"done in {elapsed / 60:.1f} min" + (f"; wrote {os.path.relpath(out)}" if out else ""))
-    del text
+    return text
 
 
 if __name__ == "__main__":
