@@ -57,7 +57,8 @@ def _batches(ctx: Context, crit) -> list:
 
 
 def group_scores(ctx: Context, sel, removed: np.ndarray | None) -> np.ndarray:
-    """Mean over the selected producers' filters of each group channel's score."""
+    """Mean over the selected producers' filters of each group channel's score, each
+    layer's scores relative to that layer's mean when several layers are coupled."""
     group, crit = sel.group, sel.statement.criterion
     if crit.name == "random":
         return random_scores(group.size, int(crit.arg("seed", ctx.options.seed)), group.id)
@@ -78,6 +79,10 @@ def _accumulate(ctx, group, producers, criterion: str, removed) -> tuple:
         if removed is not None and layer.in_elems is not None:
             in_mask = ~removed[ctx.analysis.classes[layer.in_elems]]
         scores = WEIGHT_CRITERIA[criterion](layer.module, _per_input(layer, in_mask))
+        if len(producers) > 1:
+            # a filter's norm grows with its fan-in: relative to its own layer's mean, the
+            # layers coupled in one group (the stages of a residual stream) are comparable
+            scores = scores / (scores.mean() or 1.0)
         np.add.at(total, group.filters[name], scores)
         np.add.at(count, group.filters[name], 1)
     return total, count
