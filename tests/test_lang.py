@@ -373,13 +373,18 @@ def test_too_large_sources_are_refused_quickly():
         started = time.perf_counter()
         with pytest.raises(RecipeError, match="recipe too large"):
             parser("prune " + "a" * 1_000_000)
-        assert time.perf_counter() - started < 0.5
+        assert time.perf_counter() - started < HANG
 
 
 # ---- robustness ---------------------------------------------------------------------------
 
-def survives(function, source, limit: float = 2.0):
-    """The contract: a Recipe or a RecipeError (not an internal one), within ``limit`` s."""
+# A hang guard, not a performance test: pathological inputs used to take tens of seconds
+# (backtracking, recursion); a generous bound catches that without flaking on a busy CI.
+HANG = 10.0
+
+
+def survives(function, source, limit: float = HANG):
+    """The contract: a Recipe or a RecipeError (not an internal one), and no hang."""
     started = time.perf_counter()
     try:
         result = function(source)
@@ -492,16 +497,16 @@ PROPERTY = settings(max_examples=300, deadline=None, database=None,
                                r"( (keep|remove) [0-9.%]{0,8})?( round [0-9]{0,3})?",
                                fullmatch=True)))
 def test_any_text_parses_or_fails_cleanly(source):
-    survives(parse_text, source, limit=1.0)
+    survives(parse_text, source)
 
 
 @PROPERTY
 @given(st.one_of(st.text(max_size=300), spliced(YAML_FRAGMENTS)))
 def test_any_yaml_parses_or_fails_cleanly(source):
-    survives(parse_yaml, source, limit=1.0)
+    survives(parse_yaml, source)
 
 
 @PROPERTY
 @given(st.binary(max_size=300), st.sampled_from(["r.prune", "r.yaml"]))
 def test_any_bytes_parse_or_fail_cleanly(data, path):
-    survives(lambda s: parse(s, path), data, limit=1.0)
+    survives(lambda s: parse(s, path), data)

@@ -77,19 +77,24 @@ def test_ranges_match_whole_numbers_with_backtracking():
     assert Glob("conv{0..0}").match("conv000") and not Glob("conv{1..3}").match("conv")
 
 
+# A hang guard, not a performance test: an expanding or backtracking matcher takes minutes
+# here; a generous bound catches that without flaking on a busy CI.
+HANG = 10.0
+
+
 def test_huge_ranges_are_instant():
     started = time.perf_counter()
     glob = Glob("conv{1..99999999999999}")
     assert glob.match("conv99999999999999") and not glob.match("conv100000000000000")
     assert not glob.match("conv" + "1" * 10_000)          # no int() of 10,000 digits
-    assert time.perf_counter() - started < 0.1
+    assert time.perf_counter() - started < HANG
 
 
 def test_many_stars_do_not_backtrack_exponentially():
     started = time.perf_counter()
     assert not Glob("*a*a*a*a*a*a*a*a*a*a*b").match("a" * 80)
     assert not Glob("**.**.**.**.x").match(".".join("a" * 80))
-    assert time.perf_counter() - started < 0.5
+    assert time.perf_counter() - started < HANG
 
 
 @pytest.mark.parametrize("pattern, message", [
@@ -258,4 +263,4 @@ def test_all_names_compile_quickly():
             Glob(pattern).match("a.a1.a2")
         except RecipeError:
             pass
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < HANG

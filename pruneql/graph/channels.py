@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 import numpy as np
-import torch
 from torch import fx, nn
 
-from pruneql.graph.walk import ParamSlice, Space, Walker
+from pruneql.graph.walk import Walker
 
 
 @dataclass

@@ -37,7 +37,7 @@ __all__ = [
     "resnext50_32x4d", "mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0", "densenet121",
     "inception_cifar", "shufflenet_v2_x1_0", "convnext_tiny", "regnety_400mf", "unet",
     "MobileNetV2", "MobileNetV3", "EfficientNet", "DenseNet", "InceptionCifar", "ShuffleNetV2",
-    "ConvNeXt", "RegNet", "UNet",
+    "ConvNeXt", "RegNet", "UNet", "digits_cnn", "DigitsCNN",
 ]
 
 
