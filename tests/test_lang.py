@@ -369,10 +369,10 @@ def test_load(tmp_path):
 
 
 def test_too_large_sources_are_refused_quickly():
-    for parser in (parse_text, parse_yaml):
+    for parse_fn in (parse_text, parse_yaml):
         started = time.perf_counter()
         with pytest.raises(RecipeError, match="recipe too large"):
-            parser("prune " + "a" * 1_000_000)
+            parse_fn("prune " + "a" * 1_000_000)
         assert time.perf_counter() - started < HANG
 
 
