@@ -313,8 +313,11 @@ def _groups_table(rows: list, members: bool) -> Table:
     for g in rows:
         names = g["members"] if members else g["producers"]
         shown = ", ".join(names[:6]) + (f" … (+{len(names) - 6})" if len(names) > 6 else "")
-        ch = g["channels"]
-        table.add_row(str(g["id"]), shown, f"{ch['before']} → {ch['after']}",
+        ch, units = g["channels"], g["units"]
+        width = f"{ch['before']} → {ch['after']}"
+        if units != ch:       # a residual stream spanning stages, or whole conv groups
+            width += f" ({units['before']} → {units['after']} units)"
+        table.add_row(str(g["id"]), shown, width,
                       g["criterion"] or "", str(g["line"] or ""), _status(g))
     return table
 
