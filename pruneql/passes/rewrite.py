@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import operator
 
 import numpy as np
 import torch
@@ -28,6 +29,7 @@ def rewrite(ctx: Context) -> Context:
         _slice_param(pruned, param, keep.index(param.ids))
     for node in list(pruned.graph.nodes):
         _fix_node(pruned, node, keep)
+    _inplace_residuals(pruned)
     pruned.graph.lint()
     pruned.recompile()
     ctx.pruned = pruned.eval()
@@ -144,6 +146,29 @@ def _slice_param(gm: fx.GraphModule, param, keep) -> None:
     if isinstance(old, nn.Parameter):
         value = nn.Parameter(value, requires_grad=old.requires_grad)
     setattr(owner, attr, value)
+
+
+# ---- graph polish --------------------------------------------------------------------------
+
+# modules whose backward needs only their input, so their output may be added into in place
+_INPLACE_SAFE = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.Conv1d, nn.Conv2d,
+                 nn.Conv3d, nn.Linear)
+
+
+def _inplace_residuals(gm: fx.GraphModule) -> None:
+    """``a + b`` becomes ``a += b`` when ``a`` comes straight from a conv/BN/linear and
+    nothing else reads it (torchvision's ``out += identity``): one allocation less per
+    residual block, a few percent of CPU latency at batch 8."""
+    modules = dict(gm.named_modules())
+    for node in gm.graph.nodes:
+        if node.op != "call_function" or node.target is not operator.add or node.kwargs:
+            continue
+        left, right = node.args
+        if (isinstance(left, fx.Node) and isinstance(right, fx.Node) and left.op == "call_module"
+                and isinstance(modules.get(left.target), _INPLACE_SAFE)
+                and len(left.users) == 1 and left is not right
+                and left.meta.get("pruneql.shape") == node.meta.get("pruneql.shape")):
+            node.target = operator.iadd
 
 
 # ---- graph constants ---------------------------------------------------------------------
