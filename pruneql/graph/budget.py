@@ -12,7 +12,7 @@ import heapq
 
 import numpy as np
 
-from pruneql.graph.channels import layer_flops, layer_params
+from pruneql.graph.channels import layer_flops, layer_params, width_of
 
 
 class Costs:
@@ -24,8 +24,8 @@ class Costs:
         self.layers = list(analysis.layers.values())
         self.lines = latency or {}               # layer -> (ms intercept, ms per MAC)
         self.fixed = fixed                       # cost no channel removal changes
-        self.width_in = [_width(l.in_elems) for l in self.layers]
-        self.width_out = [_width(l.out_elems) for l in self.layers]
+        self.width_in = [width_of(l.in_elems) for l in self.layers]
+        self.width_out = [width_of(l.out_elems) for l in self.layers]
         self.price = [self._price(i) for i in range(len(self.layers))]
         self.touches = self._touches()
         self.left = {name: s.ids.size for name, s in analysis.spaces.items()}
@@ -71,10 +71,6 @@ class Costs:
             else:
                 self.width_out[i] -= sign * k
             self.price[i] = self._price(i)
-
-
-def _width(elems) -> int | None:
-    return None if elems is None else int(len(elems))
 
 
 def allowed_kept(size: int, floor: int, step: int) -> list:

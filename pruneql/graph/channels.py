@@ -43,14 +43,15 @@ class Layer:
         stride = getattr(m, "stride", None)
         if isinstance(stride, tuple):
             stride = stride[0] if len(set(stride)) == 1 else stride
-        return {"kind": self.kind, "in_channels": _width(self.in_elems),
-                "out_channels": _width(self.out_elems), "kernel": kernel, "stride": stride,
+        return {"kind": self.kind, "in_channels": width_of(self.in_elems),
+                "out_channels": width_of(self.out_elems), "kernel": kernel, "stride": stride,
                 "groups": getattr(m, "groups", 1), "flops": layer_flops(self),
                 "params": sum(p.numel() for p in m.parameters(recurse=False)),
                 "index": self.index}
 
 
-def _width(elems) -> int | None:
+def width_of(elems) -> int | None:
+    """Channel count of an element-id array (None when absent)."""
     return None if elems is None else int(len(elems))
 
 
@@ -113,7 +114,8 @@ class Group:
     classes: np.ndarray                  # class ids; channel j of the group is classes[j]
     producers: tuple                     # conv/linear layers whose filters make the channels
     members: tuple                       # every layer reading or writing the channels
-    filters: dict = field(repr=False, default_factory=dict)  # producer -> channel position per filter
+    # producer -> the group channel position of each of its filters
+    filters: dict = field(repr=False, default_factory=dict)
     frozen: str | None = None
 
     @property

@@ -154,7 +154,7 @@ class Walker:
             handler = next((h for t, h in _MODULE_HANDLERS.items() if isinstance(module, t)), None)
         if handler is not None:
             return handler(self, node, module)
-        if isinstance(module, ops.PASS_MODULES) or _is_scalar_prelu(module):
+        if isinstance(module, ops.PASS_MODULES):
             return self.passthrough(node)
         return self.opaque(node, f"module '{node.target}' ({type(module).__name__}) is not "
                                  f"modelled")
@@ -459,7 +459,8 @@ class Walker:
         dims = {d % len(src_shape) for d in dims}
         if dims & set(range(space.dim, space.dim + space.ids.ndim)):
             return self.opaque(node, f"op {ops.describe(node)} reduces over the channels")
-        self.set_space(node, space.ids, space.dim - (0 if keep else sum(d < space.dim for d in dims)))
+        shift = 0 if keep else sum(d < space.dim for d in dims)   # reduced dims before it
+        self.set_space(node, space.ids, space.dim - shift)
 
 
 def _split_sizes(total: int, how, chunk: bool) -> list | None:
@@ -531,10 +532,6 @@ def _count_module_calls(gm: fx.GraphModule) -> dict:
 def _has_state(module: nn.Module) -> bool:
     """Whether calling the module twice shares weights (a reused ReLU shares nothing)."""
     return any(True for _ in module.parameters()) or any(True for _ in module.buffers())
-
-
-def _is_scalar_prelu(module) -> bool:
-    return isinstance(module, nn.PReLU) and module.num_parameters == 1
 
 
 def _shape(node) -> tuple | None:

@@ -222,9 +222,12 @@ def _replace_span(node, span: Span):
     return dataclasses.replace(node, span=span)
 
 
-def _model(doc: _Document, key: Node, value: Node) -> list:
-    stmt = doc.fragment(value, "model ", "model", "model")
-    return [_replace_span(stmt, doc.span(key, value))]
+def _keyword(word: str):
+    """A statement whose value is read by the text grammar: ``model``, ``strategy``."""
+    def read(doc: _Document, key: Node, value: Node) -> list:
+        stmt = doc.fragment(value, f"{word} ", word, word)
+        return [_replace_span(stmt, doc.span(key, value))]
+    return read
 
 
 def _input(doc: _Document, key: Node, value: Node) -> list:
@@ -237,11 +240,6 @@ def _input(doc: _Document, key: Node, value: Node) -> list:
                               "e.g. input: [3, 32, 32]")
         return [ast.InputStmt(dims, span)]
     return [_replace_span(doc.fragment(value, "input ", "input", "input"), span)]
-
-
-def _strategy(doc: _Document, key: Node, value: Node) -> list:
-    stmt = doc.fragment(value, "strategy ", "strategy", "strategy")
-    return [_replace_span(stmt, doc.span(key, value))]
 
 
 def _data(doc: _Document, key: Node, value: Node) -> list:
@@ -447,7 +445,8 @@ def _argument(doc: _Document, node: Node):
     return text if node.style is not None else literal(text.strip(), doc.span(node))
 
 
-_STATEMENTS = {"model": _model, "input": _input, "strategy": _strategy, "data": _data,
+_STATEMENTS = {"model": _keyword("model"), "input": _input, "strategy": _keyword("strategy"),
+               "data": _data,
                "prune": _prunes, "skip": _skips, "target": _targets, "iterate": _iterate,
                "finetune": _finetune, "emit": _emit}
 ORDER = tuple(_STATEMENTS)

@@ -92,7 +92,8 @@ def _costs(ctx: Context, metric: str) -> Costs:
         return Costs(analysis, "flops")
     if metric == "params":
         counted = sum(layer_params(l.module, l.kind, None, None) for l in analysis.layers.values())
-        return Costs(analysis, "params", fixed=sum(p.numel() for p in ctx.gm.parameters()) - counted)
+        total = sum(p.numel() for p in ctx.gm.parameters())
+        return Costs(analysis, "params", fixed=total - counted)
     table = layer_table(analysis, ctx.gm.eval(), ctx.example_inputs)
     rest = table.pop("<rest>")
     return Costs(analysis, "latency", latency=table, fixed=rest)

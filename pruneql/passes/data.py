@@ -1,14 +1,12 @@
 """Load the recipe's data source, when a pass needs data, and measure the baseline."""
 from __future__ import annotations
 
+from pruneql.criteria import DATA_CRITERIA
 from pruneql.data import load_data, parse_cli
 from pruneql.errors import DataError, RecipeError
 from pruneql.lang import ast
 from pruneql.passes.context import Context
 from pruneql.training import evaluate, world
-
-# criteria that read data (pruneql.criteria.data_driven implements them)
-DATA_CRITERIA = ("activation", "ensemble", "oracle", "taylor")
 
 
 def needs_data(recipe) -> list:

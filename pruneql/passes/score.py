@@ -56,10 +56,11 @@ def _batches(ctx: Context, crit) -> list:
     return batches
 
 
-def group_scores(ctx: Context, sel, removed: np.ndarray | None) -> np.ndarray:
+def group_scores(ctx: Context, sel, removed: np.ndarray | None, criterion=None) -> np.ndarray:
     """Mean over the selected producers' filters of each group channel's score, each
-    layer's scores relative to that layer's mean when several layers are coupled."""
-    group, crit = sel.group, sel.statement.criterion
+    layer's scores relative to that layer's mean when several layers are coupled.
+    ``criterion`` overrides the statement's (sensitivity ranks data criteria by L1)."""
+    group, crit = sel.group, criterion or sel.statement.criterion
     if crit.name == "random":
         return random_scores(group.size, int(crit.arg("seed", ctx.options.seed)), group.id)
     total, count = _accumulate(ctx, group, sel.selected, crit.name, removed)

@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from torch import fx
 
+from pruneql.criteria import DATA_CRITERIA
 from pruneql.graph.gates import gated, input_masks
 from pruneql.lang import ast
 from pruneql.passes.context import Context
-from pruneql.passes.data import DATA_CRITERIA
 from pruneql.passes.score import group_scores
 from pruneql.training import world
 
@@ -75,7 +75,8 @@ class _Trials:
     def group(self, sel, fractions) -> list:
         ranking = self.ranking(sel)
         cut = _cut_nodes(self.gm, self.ctx.analysis, sel.group)
-        cache = [self.prefix(x, cut) for x, _ in self.batches]
+        frontier = _frontier(self.gm, cut)
+        cache = [self.prefix(x, cut, frontier) for x, _ in self.batches]
         rows = []
         for fraction in fractions:
             kept = max(1, int(sel.group.size * (1 - fraction) + 1e-9))
@@ -88,20 +89,15 @@ class _Trials:
 
     def ranking(self, sel) -> np.ndarray:
         """The statement's weight criterion; data-driven ones fall back to L1 (Li et al.)."""
-        crit = sel.statement.criterion
-        if crit.name in DATA_CRITERIA:
-            crit = ast.Criterion("l1")
-            sel = type(sel)(group=sel.group, statement=ast.Prune(
-                sel.statement.selectors, crit, sel.statement.amount), selected=sel.selected)
-        return group_scores(self.ctx, sel, None)
+        fallback = ast.Criterion("l1") if sel.statement.criterion.name in DATA_CRITERIA else None
+        return group_scores(self.ctx, sel, None, criterion=fallback)
 
     @torch.no_grad()
-    def prefix(self, x, cut: set) -> dict:
+    def prefix(self, x, cut: set, frontier: set) -> dict:
         """Values of the prefix nodes the rest of the graph reads (the frontier)."""
         env = {}
-        keep = _frontier(self.gm, cut)
         for node, value in _Recorder(self.gm, cut).values(x):
-            env[node] = value if node in keep else None
+            env[node] = value if node in frontier else None
         return env
 
     @torch.no_grad()

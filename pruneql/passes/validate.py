@@ -5,8 +5,6 @@ from pruneql.errors import NotImplementedStatement, RecipeError
 from pruneql.lang import ast
 from pruneql.passes.context import Context
 
-_LATER = "it is planned for a later release; remove it"
-_UNBUILT: dict = {}
 _SINGLE = {ast.ModelStmt: "model", ast.InputStmt: "input", ast.StrategyStmt: "strategy",
            ast.Emit: "emit", ast.Target: "target"}
 
@@ -29,10 +27,6 @@ def validate(ctx: Context) -> Context:
 
 
 def _check_built(stmt) -> None:
-    word = _UNBUILT.get(type(stmt))
-    if word:
-        raise NotImplementedStatement(f"the '{word}' statement is not implemented yet",
-                                      span=stmt.span, hint=_LATER)
     if isinstance(stmt, ast.Emit) and stmt.format == "onnx":
         raise NotImplementedStatement("'emit onnx' is not implemented yet", span=stmt.span,
                                       hint="use 'emit torchscript' or 'emit export'")
