@@ -1,4 +1,5 @@
-"""The Python API: ``compile``, ``plan``, ``parse``. The CLI is a thin layer over these."""
+"""The Python API: ``compile``, ``plan``, ``sensitivity``, ``parse``. The CLI is a thin
+layer over these; everything it does is reachable from here."""
 from __future__ import annotations
 
 import os
@@ -8,12 +9,16 @@ import torch
 from torch import nn
 
 from pruneql import lang, passes
-from pruneql.errors import RecipeError
+from pruneql.errors import PruneQLError, RecipeError
 from pruneql.lang.ast import Emit, Recipe
 from pruneql.passes.context import Context, Options
-from pruneql.passes.emit import emit
-from pruneql.passes.sensitivity import FRACTIONS, sweep
+from pruneql.passes.emit import check_target, format_for, write
 from pruneql.report import Report
+from pruneql.training import Progress, init_distributed, world
+
+__all__ = ["Result", "compile", "plan", "sensitivity", "parse", "load_recipe", "output_for",
+           "check_target", "write_sensitivity", "demo", "zoo_entries", "init_distributed",
+           "world", "Progress", "PruneQLError", "Report"]
 
 
 def parse(source, path: str = "recipe") -> Recipe:
@@ -55,6 +60,7 @@ class Result:
     example_inputs: tuple
     recipe: Recipe
     model_path: str | None = None
+    written: dict | None = None       # what emit wrote: {"path", "format", ...}
 
     def save(self, path=None, format: str | None = None, force: bool = False) -> str:
         """Write TorchScript (``.pt2`` or ``format="export"``: a torch.export program)."""
@@ -66,8 +72,19 @@ class Result:
                                                      "\"out.pt\"` to the recipe")
         if format is None and stmt is not None and not str(path).endswith(".pt2"):
             format = stmt.format
-        return emit(self.module, self.example_inputs, path, format, force,
-                    inputs=(self.model_path,))
+        return write(self.module, self.example_inputs, path, format, force,
+                     inputs=(self.model_path,))
+
+
+def output_for(spec: str, recipe: Recipe) -> str:
+    """Where ``run`` writes when no ``-o`` is given: the recipe's ``emit`` path, else
+    ``<spec>-pruned.pt`` (``.pt2`` for ``emit export``)."""
+    emit = recipe.first(Emit)
+    if emit is not None and emit.path:
+        return emit.path
+    stem = os.path.splitext(os.path.basename(str(spec)))[0]
+    suffix = ".pt2" if emit is not None and emit.format == "export" else ".pt"
+    return f"{stem}-pruned{suffix}"
 
 
 def _context(spec, model, example_inputs, progress=None, **options) -> Context:
@@ -81,25 +98,28 @@ def _context(spec, model, example_inputs, progress=None, **options) -> Context:
                    example_inputs=example_inputs, progress=progress)
 
 
-def compile(spec, model=None, example_inputs=None, **options) -> Result:
-    """Compile a recipe against a model: prune, verify, measure.
+def compile(spec, model=None, example_inputs=None, hooks: tuple = (), **options) -> Result:
+    """Compile a recipe against a model: prune, verify, fine-tune, measure (and write the
+    pruned model when ``output=`` names a file).
 
     ``model`` is an ``nn.Module``, a path to weights (loaded into the recipe's ``model``),
     or None (the recipe's zoo model with default initialisation). Options: ``verify``,
-    ``model_name``, ``input_shape``, ``trust_pickle``, ``seed``, ``data`` (``SOURCE[:PATH]``,
-    overriding the recipe's), ``progress`` (a ``pruneql.training.Progress``). The model
-    handed in is never modified: passes that train work on a copy.
+    ``model_name``, ``input_shape``, ``trust_pickle``, ``trust_code`` (import a
+    ``pkg.mod:fn`` the recipe names), ``seed``, ``data`` (``SOURCE[:PATH]``, overriding the
+    recipe's), ``output``/``format``/``force``, ``progress`` (a ``pruneql.training.Progress``).
+    ``hooks`` see every pass (``pruneql.passes.Timings``). The model handed in is never
+    modified: not its weights, modes or attributes.
 
     >>> result = compile("model vgg16_cifar; prune conv1 by l1 keep 0.5")
     >>> result.report.after["params"] < result.report.before["params"]
     True
     """
-    ctx = passes.run(passes.COMPILE, _context(spec, model, example_inputs, **options))
+    ctx = passes.run(passes.COMPILE, _context(spec, model, example_inputs, **options), hooks)
     return Result(module=ctx.pruned, report=ctx.report, example_inputs=ctx.example_inputs,
-                  recipe=ctx.recipe, model_path=ctx.options.model_path)
+                  recipe=ctx.recipe, model_path=ctx.options.model_path, written=ctx.written)
 
 
-def plan(spec, model=None, example_inputs=None, **options) -> Report:
+def plan(spec, model=None, example_inputs=None, hooks: tuple = (), **options) -> Report:
     """The same decisions and Report as ``compile``, without touching any weights.
 
     >>> plan("model resnet56_cifar; prune conv1 in layer1 by l1 keep 0.5").before["flops"]
@@ -107,7 +127,7 @@ def plan(spec, model=None, example_inputs=None, **options) -> Report:
     """
     ctx = _context(spec, model, example_inputs, **options)
     ctx.dry_run = True
-    return passes.run(passes.PLAN, ctx).report
+    return passes.run(passes.PLAN, ctx, hooks).report
 
 
 def sensitivity(spec, model=None, example_inputs=None, fractions=None, **options) -> list:
@@ -117,18 +137,39 @@ def sensitivity(spec, model=None, example_inputs=None, fractions=None, **options
 
     Returns rows ``{"group", "layer", "index", "fraction", "kept", "channels", "accuracy"}``.
     """
-    ctx = _context(spec, model, example_inputs, **options)
+    ctx = _context(spec, model, example_inputs, fractions=tuple(fractions or ()) or None,
+                   **options)
     ctx.dry_run = True
-    ctx = passes.run(passes.SENSITIVITY, ctx)
-    if ctx.data is None:
-        raise RecipeError("sensitivity analysis needs data",
-                          hint="add `data digits;` (or another source) or pass --data")
-    live = [sel for sel in ctx.selections if sel.skipped_by is None]
-    found = sweep(ctx, live, list(fractions or FRACTIONS))
-    rows = []
-    for sel in live:
-        layer = ctx.analysis.layers[sel.selected[0]]
-        for row in found[sel.group.id]:
-            rows.append({"group": sel.group.id, "layer": layer.name, "index": layer.index,
-                         "channels": sel.group.size, "baseline": ctx.accuracy["before"], **row})
-    return rows
+    return passes.run(passes.SENSITIVITY, ctx).sweep
+
+
+def write_sensitivity(rows: list, prefix: str, force: bool = False) -> list:
+    """Write ``rows`` of :func:`sensitivity` as PREFIX.csv, PREFIX.json and PREFIX.png;
+    returns the paths written. The plot needs matplotlib: without it the table and JSON
+    are still written (and the PNG is left out of the returned paths)."""
+    from pruneql.passes.emit import write_atomic
+    from pruneql.plot import sensitivity_png, sensitivity_table
+
+    paths = {ext: check_target(f"{prefix}.{ext}", force) for ext in ("csv", "json", "png")}
+    text_csv, text_json = sensitivity_table(rows)
+    written = [write_atomic(paths["csv"], text_csv.encode()),
+               write_atomic(paths["json"], text_json.encode())]
+    png = sensitivity_png(rows)
+    if png is not None:
+        written.append(write_atomic(paths["png"], png))
+    return written
+
+
+def demo(output: str, force: bool = False, progress: Progress | None = None) -> dict:
+    """`pruneql demo`: the bundled digits CNN pruned end to end (see :mod:`pruneql.demo`)."""
+    from pruneql.demo import demo as run_demo
+
+    return run_demo(output, force=force, progress=progress)
+
+
+def zoo_entries() -> list:
+    """The built-in models: ``[{"name", "input", "description", "paper"}]``."""
+    from pruneql import zoo
+
+    return [{"name": e.name, "input": list(e.input_shape), "description": e.description,
+             "paper": e.paper} for e in (zoo.entry(n) for n in zoo.names())]

@@ -11,13 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pruneql import api, zoo
-from pruneql.demo import demo as run_demo
-from pruneql.errors import PruneQLError
-from pruneql.passes.emit import check_target, write_atomic
-from pruneql.plot import sensitivity_png, sensitivity_table
-from pruneql.report import Report
-from pruneql.training import Progress, init_distributed
+from pruneql import api
+from pruneql.api import Progress, PruneQLError, Report
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="PruneQL: declarative structured pruning for PyTorch.")
@@ -47,6 +42,9 @@ InputShape = Annotated[Optional[str], typer.Option(
     "--input", help="example input shape without batch, e.g. 3x32x32")]
 TrustPickle = Annotated[bool, typer.Option(
     "--trust-pickle", help="allow MODEL to be a pickled whole module (runs its code)")]
+TrustCode = Annotated[bool, typer.Option(
+    "--trust-code", help="import the code the recipe names (model pkg.mod:fn, data python "
+                         "...); without it only names also given on the command line run")]
 AsJson = Annotated[bool, typer.Option("--json", help="print one JSON object")]
 DataSource = Annotated[Optional[str], typer.Option(
     "--data", help="data for data-driven passes: digits, npz:PATH, cifar10:DIR, "
@@ -83,13 +81,13 @@ class _Bars(Progress):
 
 def _progress(as_json: bool) -> Progress:
     """Bars for people on a terminal; nothing for --json, pipes, or ranks other than 0."""
-    rank, _ = init_distributed()
+    rank, _ = api.init_distributed()
     return _Bars() if rank == 0 and not as_json and _io.err.is_terminal else Progress()
 
 
 def _leader() -> bool:
     """Under torchrun only rank 0 prints and writes."""
-    return init_distributed()[0] == 0
+    return api.init_distributed()[0] == 0
 
 
 def _shape(text: str | None) -> tuple | None:
@@ -113,19 +111,19 @@ def _fail(exc: PruneQLError, as_json: bool) -> None:
     raise typer.Exit(1)
 
 
-def _options(model_name, input_shape, trust_pickle, data=None) -> dict:
+def _options(model_name, input_shape, trust_pickle, data=None, trust_code=False) -> dict:
     return {"model_name": model_name, "input_shape": _shape(input_shape),
-            "trust_pickle": trust_pickle, "data": data}
+            "trust_pickle": trust_pickle, "data": data, "trust_code": trust_code}
 
 
 @app.command()
 def plan(spec: Spec, model: ModelPath = None, model_name: ModelName = None,
          input_shape: InputShape = None, trust_pickle: TrustPickle = False,
-         data: DataSource = None, as_json: AsJson = False,
+         trust_code: TrustCode = False, data: DataSource = None, as_json: AsJson = False,
          groups: Annotated[bool, typer.Option("--groups", help="list every group's members")]
          = False) -> None:
     """Dry run: the resolved groups and FLOPs/params before → after. Nothing is written."""
-    options = _options(model_name, input_shape, trust_pickle, data)
+    options = _options(model_name, input_shape, trust_pickle, data, trust_code)
     try:
         report = api.plan(spec, model, **options)
     except PruneQLError as exc:
@@ -146,37 +144,27 @@ def run(spec: Spec, model: ModelPath = None,
         no_verify: Annotated[bool, typer.Option("--no-verify", help="skip the masked "
                                                 "equivalence check")] = False,
         model_name: ModelName = None, input_shape: InputShape = None,
-        trust_pickle: TrustPickle = False, data: DataSource = None,
-        as_json: AsJson = False) -> None:
+        trust_pickle: TrustPickle = False, trust_code: TrustCode = False,
+        data: DataSource = None, as_json: AsJson = False) -> None:
     """Compile a recipe against a model: prune, verify, fine-tune, write the smaller model."""
-    options = _options(model_name, input_shape, trust_pickle, data)
+    options = _options(model_name, input_shape, trust_pickle, data, trust_code)
     leader = _leader()
     try:
         recipe = api.load_recipe(spec)
-        target = output or _default_output(spec, recipe)
-        if leader:
-            check_target(target, force, inputs=(model,))
-        result = api.compile(recipe, model, verify=not no_verify,
+        target = output or api.output_for(spec, recipe)
+        result = api.compile(recipe, model, verify=not no_verify, force=force,
+                             output=target if leader else None,
                              progress=_progress(as_json), **options)
-        written = result.save(target, force=force) if leader else None
     except PruneQLError as exc:
         _fail(exc, as_json)
     if not leader:
         return
+    written = result.written["path"]
     if as_json:
         _io.out.print_json(json.dumps({**result.report.to_dict(), "output": written}))
         return
     _print_report(result.report, all_groups=False)
     _io.out.print(f"wrote {written}")
-
-
-def _default_output(spec: str, recipe) -> str:
-    emit = recipe.first(api.Emit)
-    if emit is not None and emit.path:
-        return emit.path
-    stem = os.path.splitext(os.path.basename(spec))[0]
-    suffix = ".pt2" if emit is not None and emit.format == "export" else ".pt"
-    return f"{stem}-pruned{suffix}"
 
 
 @app.command()
@@ -188,7 +176,7 @@ def demo(output: Annotated[Optional[str], typer.Option(
     """Prune the bundled digits CNN end to end (Taylor, fine-tuning), no download."""
     target = output or os.path.join(tempfile.mkdtemp(prefix="pruneql-demo-"), "pruneql-demo.pt")
     try:
-        report = run_demo(target, force=force, progress=_progress(as_json))
+        report = api.demo(target, force=force, progress=_progress(as_json))
     except PruneQLError as exc:
         _fail(exc, as_json)
     if as_json:
@@ -226,8 +214,8 @@ def sensitivity_cmd(spec: Spec, model: ModelPath = None,
                     force: Annotated[bool, typer.Option("--force", help="replace outputs")]
                     = False,
                     model_name: ModelName = None, input_shape: InputShape = None,
-                    trust_pickle: TrustPickle = False, data: DataSource = None,
-                    as_json: AsJson = False) -> None:
+                    trust_pickle: TrustPickle = False, trust_code: TrustCode = False,
+                    data: DataSource = None, as_json: AsJson = False) -> None:
     """Li et al.'s sensitivity analysis: each selected layer pruned alone at a sweep of
     fractions; writes a CSV/JSON table and a PNG plot."""
     try:
@@ -235,15 +223,14 @@ def sensitivity_cmd(spec: Spec, model: ModelPath = None,
     except ValueError:
         raise typer.BadParameter(f"'{fractions}' is not a list like 0.1,0.5", param_hint="--fractions")
     leader = _leader()
-    paths = [f"{output}.{ext}" for ext in ("csv", "json", "png")]
     try:
         if leader:
-            for path in paths:
-                check_target(path, force)
+            for ext in ("csv", "json", "png"):
+                api.check_target(f"{output}.{ext}", force)
         rows = api.sensitivity(spec, model, fractions=steps,
-                               **_options(model_name, input_shape, trust_pickle, data))
-        if leader:
-            _write_sensitivity(rows, paths)
+                               **_options(model_name, input_shape, trust_pickle, data,
+                                          trust_code))
+        paths = api.write_sensitivity(rows, output, force) if leader else []
     except PruneQLError as exc:
         _fail(exc, as_json)
     if not leader:
@@ -255,25 +242,16 @@ def sensitivity_cmd(spec: Spec, model: ModelPath = None,
                   f"wrote {', '.join(paths)}")
 
 
-def _write_sensitivity(rows: list, paths: list) -> None:
-    png = sensitivity_png(rows)      # first: a missing matplotlib must leave nothing behind
-    text_csv, text_json = sensitivity_table(rows)
-    for path, data in zip(paths, (text_csv.encode(), text_json.encode(), png)):
-        write_atomic(path, data)
-
-
 @app.command("zoo")
 def zoo_list(as_json: AsJson = False) -> None:
     """List the built-in models."""
-    entries = [zoo.entry(n) for n in zoo.names()]
+    entries = api.zoo_entries()
     if as_json:
-        _io.out.print_json(json.dumps([{"name": e.name, "input": list(e.input_shape),
-                                    "description": e.description, "paper": e.paper}
-                                   for e in entries]))
+        _io.out.print_json(json.dumps(entries))
         return
     table = Table("model", "input", "description", "paper")
     for e in entries:
-        table.add_row(e.name, "x".join(map(str, e.input_shape)), e.description, e.paper)
+        table.add_row(e["name"], "x".join(map(str, e["input"])), e["description"], e["paper"])
     _io.out.print(table)
 
 

@@ -70,6 +70,10 @@ class NotImplementedStatement(RecipeError):
     """A statement or option that parses but whose pass is not built yet."""
 
 
+class TrustError(RecipeError):
+    """The recipe names code (a model factory, a data function) the user did not trust."""
+
+
 class ModelError(PruneQLError):
     """The model cannot be found, loaded or built."""
 

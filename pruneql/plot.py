@@ -5,7 +5,6 @@ import csv
 import io
 import json
 
-from pruneql.errors import PruneQLError
 
 
 def sensitivity_table(rows: list) -> tuple:
@@ -17,16 +16,16 @@ def sensitivity_table(rows: list) -> tuple:
     return out.getvalue(), json.dumps(rows, indent=1)
 
 
-def sensitivity_png(rows: list) -> bytes:
-    """Accuracy vs. fraction pruned, one line per layer (Li et al.'s Figure 2)."""
+def sensitivity_png(rows: list) -> bytes | None:
+    """Accuracy vs. fraction pruned, one line per layer (Li et al.'s Figure 2); None when
+    matplotlib is not installed."""
     try:   # imported here: plotting is optional and matplotlib is slow to import
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise PruneQLError("plotting needs matplotlib",
-                           hint="pip install matplotlib (or pruneql[plot])") from exc
+    except ImportError:
+        return None
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     for layer in dict.fromkeys(r["layer"] for r in rows):
         mine = [r for r in rows if r["layer"] == layer]

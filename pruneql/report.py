@@ -13,10 +13,13 @@ class Report:
     after: dict
     groups: list = field(default_factory=list)    # one dict per channel group
     layers: list = field(default_factory=list)    # one dict per conv/linear/norm layer
+    matmuls: list = field(default_factory=list)   # other products: {node, op, flops}
     verify: dict | None = None
     accuracy: dict = field(default_factory=dict)  # before / pruned / finetuned, in [0, 1]
     history: list = field(default_factory=list)   # fine-tuning: {epoch, loss, accuracy}
     target: dict | None = None                    # {metric, value, achieved[, *_ms]}
+    weights: str = ""                             # a path, "random init", "caller's module"
+    frontend: str | None = None                   # which tracer read the model
 
     def reduction(self, key: str) -> float:
         """Fraction of ``flops`` or ``params`` removed."""
@@ -28,7 +31,9 @@ class Report:
         return {"model": self.model, "input": self.input_shape,
                 "before": dict(self.before), "after": dict(self.after),
                 "reduction": {k: round(self.reduction(k), 6) for k in ("flops", "params")},
-                "groups": self.groups, "layers": self.layers, "verify": self.verify,
+                "weights": self.weights, "frontend": self.frontend,
+                "groups": self.groups, "layers": self.layers, "matmuls": self.matmuls,
+                "verify": self.verify,
                 **({"accuracy": self.accuracy, "history": self.history}
                    if self.accuracy else {}),
                 **({"target": self.target} if self.target else {})}

@@ -4,26 +4,27 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from pruneql.graph.cut import Cut
 from pruneql.lang.ast import Recipe
-from pruneql.passes import channels, load, measure, rewrite, trace, verify
+from pruneql.passes import channels, inplace, load, measure, modularize, rewrite, trace, verify
 from pruneql.passes.context import Context
 
 
 def analyzed(model, x) -> Context:
     """Trace and analyse ``model`` on input ``x``."""
     ctx = Context(recipe=Recipe(()), model=model.eval(), example_inputs=(x,))
-    for step in (load, trace, channels):
+    for step in (load, trace, modularize, channels):
         ctx = step(ctx)
     return ctx
 
 
 def prune_with(ctx: Context, pick) -> Context:
     """Remove ``pick(group)`` positions of every prunable group, then rewrite, verify, measure."""
-    ctx.removed = np.zeros(len(ctx.analysis.classes), dtype=bool)
+    ctx.cut = Cut(ctx.analysis)
     for group in ctx.analysis.groups:
         if group.prunable:
-            ctx.removed[group.classes[np.asarray(pick(group), dtype=np.int64)]] = True
-    for step in (rewrite, verify, measure):
+            ctx.cut.remove(group, pick(group))
+    for step in (rewrite, inplace, verify, measure):
         ctx = step(ctx)
     return ctx
 

@@ -123,7 +123,7 @@ def test_selector_matching_nothing(tmp_path):
 def test_untraceable_model(tmp_path):
     spec = tmp_path / "bad.prune"
     spec.write_text("model tests.untraceable:build\ninput 3x8x8\nprune conv by l1 keep 0.5\n")
-    result = invoke("plan", spec)
+    result = invoke("plan", spec, "--trust-code")     # the recipe names the factory
     assert result.exit_code == 1 and "cannot trace the model" in result.output
 
 

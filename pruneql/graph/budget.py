@@ -1,7 +1,7 @@
 """Global allocation against a budget (``target flops|params|latency X``).
 
-Channels of every selected group are ranked together by their per-group ℓ2-normalised
-scores (so layers are comparable) and removed lowest first — in steps that keep each
+Channels of every selected group are ranked together by their scores (normalised per
+group by the score pass, so layers are comparable) and removed lowest first — in steps that keep each
 group's count a multiple of its ``round`` and above its bound — until the model's cost is
 within the budget. The cost is updated incrementally: each channel class knows the layers
 it touches, so removing it re-prices only those layers.
@@ -30,6 +30,12 @@ class Costs:
         self.touches = self._touches()
         self.left = {name: s.ids.size for name, s in analysis.spaces.items()}
         self.spaces_of = analysis._spaces_of_class()
+
+    def start_from(self, removed: np.ndarray) -> "Costs":
+        """Count the classes marked in ``removed`` as already gone."""
+        for cls in np.nonzero(removed)[0].tolist():
+            self.remove(cls)
+        return self
 
     def total(self) -> float:
         return self.fixed + sum(self.price)
@@ -86,26 +92,30 @@ def allowed_kept(size: int, floor: int, step: int) -> list:
     return [k for k in counts if k >= min(lowest, size)]
 
 
-def spend(costs: Costs, groups: list, goal: float, slack: float = 0.0) -> dict:
-    """Remove channels, lowest normalised score first, until ``costs.total() <= goal``.
+def spend(costs: Costs, groups: list, goal: float, slack: float = 0.0,
+          limit: int | None = None) -> dict:
+    """Remove channels, lowest score first, until ``costs.total() <= goal`` (or, with
+    ``limit``, until at least ``limit`` more units are gone).
 
-    ``groups`` holds ``(group, scores, floor, step)``; returns group id -> removed positions.
-    A step that would land more than ``slack`` below the goal is undone and its group
-    retired, so a coarse group (one residual channel of an option-A ResNet spans dozens of
-    layers) cannot overshoot while finer ones can still close the gap. Stops early,
-    returning what it removed, when nothing more may go.
+    ``groups`` holds ``(group, scores, floor, step, gone)``: ``gone`` marks positions
+    already removed (``costs`` must already count them removed). Returns group id -> the
+    positions removed, old and new. A step that would land more than ``slack`` below the
+    goal is undone and its group retired, so a coarse group (one residual channel of an
+    option-A ResNet spans dozens of layers) cannot overshoot while finer ones can still
+    close the gap. Stops early, returning what it removed, when nothing more may go.
     """
     plans, heap = {}, []
-    for group, scores, floor, step in groups:
-        norm = float(np.sqrt(np.sum(np.square(scores)))) or 1.0
-        plans[group.id] = _Plan(group, scores / norm, allowed_kept(group.size, floor, step))
+    for group, scores, floor, step, gone in groups:
+        plans[group.id] = _Plan(group, scores, allowed_kept(group.size, floor, step), gone)
         _push(heap, plans[group.id])
-    while heap and costs.total() > goal:
+    taken_total = 0
+    while heap and costs.total() > goal and (limit is None or taken_total < limit):
         _, _, gid = heapq.heappop(heap)
         taken = plans[gid].take(costs)
         if costs.total() < goal - slack:
             plans[gid].give_back(costs, taken)
             continue
+        taken_total += len(taken)
         _push(heap, plans[gid])
     return {gid: np.array(sorted(p.removed), dtype=np.int64) for gid, p in plans.items()}
 
@@ -113,11 +123,12 @@ def spend(costs: Costs, groups: list, goal: float, slack: float = 0.0) -> dict:
 class _Plan:
     """One group's removal order and the kept counts it may stop at."""
 
-    def __init__(self, group, scores: np.ndarray, stops: list):
-        self.group, self.stops = group, stops[1:]
-        self.order = list(np.argsort(scores, kind="stable"))
-        self.scores = scores
-        self.removed: list = []
+    def __init__(self, group, scores: np.ndarray, stops: list, gone: np.ndarray):
+        self.group, self.scores = group, scores
+        self.removed: list = np.nonzero(gone)[0].tolist()
+        left = group.size - len(self.removed)
+        self.stops = [k for k in stops if k < left]
+        self.order = [p for p in np.argsort(scores, kind="stable").tolist() if not gone[p]]
 
     def next_chunk(self) -> list:
         if not self.stops:

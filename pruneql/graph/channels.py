@@ -33,6 +33,7 @@ class Layer:
     in_shape: tuple | None
     out_shape: tuple | None
     index: int | None = None       # Li et al.'s numbering: convs other than 1x1, 1-based
+    more_calls: list = field(default_factory=list)   # (in, out shape) of later calls
 
     def attributes(self) -> dict:
         """The attributes a recipe's ``where`` predicate may test."""
@@ -56,22 +57,30 @@ def width_of(elems) -> int | None:
 
 
 def layer_flops(layer: Layer, n_in: int | None = None, n_out: int | None = None) -> int:
-    """Multiply-adds of a conv or linear call with ``n_in``/``n_out`` channels kept."""
-    if layer.kind not in PRODUCER_KINDS or layer.out_shape is None:
+    """Multiply-adds (per example) of a conv or linear layer with ``n_in``/``n_out``
+    channels kept, summed over its calls."""
+    total = _call_flops(layer, layer.in_shape, layer.out_shape, n_in, n_out)
+    for in_shape, out_shape in layer.more_calls:
+        total += _call_flops(layer, in_shape, out_shape, n_in, n_out)
+    return total
+
+
+def _call_flops(layer: Layer, in_shape, out_shape, n_in, n_out) -> int:
+    if layer.kind not in PRODUCER_KINDS or out_shape is None:
         return 0
     m = layer.module
     n_in = m.in_channels if layer.kind in ("conv", "convT") and n_in is None else n_in
-    n_out = layer.out_shape[1] if n_out is None else n_out
+    n_out = out_shape[1] if n_out is None else n_out
     if layer.kind == "convT":       # every input pixel is scattered through the kernel
-        spatial = int(np.prod(layer.in_shape[2:]))
+        spatial = int(np.prod(in_shape[2:]))
         return int(n_in * spatial * (n_out // m.groups) * int(np.prod(m.kernel_size)))
     if layer.kind == "conv":
         groups = groups_after(m, n_in)
-        spatial = int(np.prod(layer.out_shape[2:])) if len(layer.out_shape) > 2 else 1
+        spatial = int(np.prod(out_shape[2:])) if len(out_shape) > 2 else 1
         return int(n_out * spatial * (n_in // groups) * int(np.prod(m.kernel_size)))
     n_in = m.in_features if n_in is None else n_in
     n_out = m.out_features if n_out is None else n_out
-    lead = int(np.prod(layer.out_shape[1:-1])) if len(layer.out_shape) > 2 else 1
+    lead = int(np.prod(out_shape[1:-1])) if len(out_shape) > 2 else 1
     return int(n_out * n_in * lead)
 
 
@@ -132,7 +141,6 @@ class ChannelAnalysis:
     """The result of :func:`analyze`."""
 
     gm: fx.GraphModule
-    graph: nx.DiGraph                    # spaces (fx node names) and how channels flow
     spaces: dict                         # fx node name -> Space (element ids and their dim)
     classes: np.ndarray                  # element id -> class id
     pinned: dict                         # class id -> why it cannot be removed
@@ -141,6 +149,11 @@ class ChannelAnalysis:
     params: dict = field(default_factory=dict)   # get_attr target -> ParamSlice
     element_kinds: list = field(repr=False, default_factory=list)
     _class_spaces: tuple | None = field(repr=False, default=None)
+
+    def kept(self, ids: np.ndarray, removed: np.ndarray) -> np.ndarray:
+        """Which of the element ids ``ids`` survive when the classes marked in ``removed``
+        go (the one place this mask is computed)."""
+        return ~removed[self.classes[ids]]
 
     def group_of(self, layer_name: str) -> Group | None:
         """The group whose channels ``layer_name`` produces, if any."""
@@ -228,36 +241,26 @@ def analyze(gm: fx.GraphModule) -> ChannelAnalysis:
     layers = _collect_layers(walker)
     _number_layers(layers)
     groups = _build_groups(layers, classes, pinned)
-    return ChannelAnalysis(gm=gm, graph=_space_graph(gm, walker.spaces), spaces=walker.spaces,
+    return ChannelAnalysis(gm=gm, spaces=walker.spaces,
                            classes=classes, pinned=pinned, layers=layers, groups=groups,
                            params=walker.params, element_kinds=walker.kinds)
 
 
 def _collect_layers(walker: Walker) -> dict:
+    """One Layer per module; a module called again adds the shapes of that call."""
     layers = {}
-    for node, kind, in_ids in walker.calls:
-        out = walker.spaces.get(node.name)
+    for node, kind, in_ids, out_ids in walker.calls:
         src = next((a for a in node.all_input_nodes
                     if a.meta.get("pruneql.shape") is not None), None)
+        in_shape = src.meta["pruneql.shape"] if src is not None else None
+        out_shape = node.meta.get("pruneql.shape")
+        if node.target in layers:
+            layers[node.target].more_calls.append((in_shape, out_shape))
+            continue
         layers[node.target] = Layer(
             name=node.target, node=node.name, kind=kind, module=walker.modules[node.target],
-            in_elems=in_ids, out_elems=out.flat() if out is not None else None,
-            in_shape=src.meta["pruneql.shape"] if src is not None else None,
-            out_shape=node.meta.get("pruneql.shape"))
+            in_elems=in_ids, out_elems=out_ids, in_shape=in_shape, out_shape=out_shape)
     return layers
-
-
-def _space_graph(gm: fx.GraphModule, spaces: dict) -> nx.DiGraph:
-    """Spaces as nodes, with an edge wherever channels flow from one tensor into another."""
-    graph = nx.DiGraph()
-    for node in gm.graph.nodes:
-        if node.name in spaces:
-            graph.add_node(node.name, size=int(spaces[node.name].ids.size),
-                           dim=spaces[node.name].dim)
-            for src in node.all_input_nodes:
-                if src.name in spaces:
-                    graph.add_edge(src.name, node.name)
-    return graph
 
 
 def _number_layers(layers: dict) -> None:

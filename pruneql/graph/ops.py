@@ -12,15 +12,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# modules whose output channel i depends only on input channel i
+# modules whose output element depends only on the same input element, whatever the
+# layout (activations; dropout, which is the identity in eval mode)
 PASS_MODULES = (
     nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
     nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh, nn.Softplus, nn.Identity,
     nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
+)
+# modules acting on the spatial dims (2, 3, ...) of an (N, C, ...) tensor, each channel
+# alone: channel-wise only when the channels are at dim 1
+SPATIAL_MODULES = (
     nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
     nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
     nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d,
-    nn.Upsample, nn.UpsamplingNearest2d, nn.UpsamplingBilinear2d,
+    nn.Upsample, nn.UpsamplingNearest2d, nn.UpsamplingBilinear2d, nn.ZeroPad1d, nn.ZeroPad2d,
+    nn.ZeroPad3d, nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d, nn.ReflectionPad1d,
+    nn.ReflectionPad2d, nn.ReflectionPad3d, nn.ReplicationPad1d, nn.ReplicationPad2d,
+    nn.ReplicationPad3d,
 )
 # per-channel normalisation: parameters and buffers are sliced with the channels
 # (GroupNorm loses whole groups; LayerNorm over the channels is not exact and is frozen)
@@ -33,17 +41,33 @@ LINEAR_MODULES = (nn.Linear,)
 PASS_FUNCTIONS = {
     F.relu, F.relu6, F.leaky_relu, F.elu, F.selu, F.celu, F.gelu, F.silu, F.mish,
     F.hardswish, F.hardsigmoid, F.hardtanh, F.softplus, F.sigmoid, F.tanh,
-    torch.relu, torch.sigmoid, torch.tanh, torch.clamp, torch.clip, torch.abs, torch.neg,
-    operator.neg, F.dropout, F.dropout1d, F.dropout2d, F.dropout3d, F.alpha_dropout,
+    torch.relu, torch.sigmoid, torch.tanh, torch.abs, torch.neg, torch.exp, torch.sqrt,
+    torch.rsqrt, torch.square, operator.neg, F.dropout, F.dropout1d, F.dropout2d,
+    F.dropout3d, F.alpha_dropout,
+}
+SPATIAL_FUNCTIONS = {
     F.max_pool1d, F.max_pool2d, F.max_pool3d, F.avg_pool1d, F.avg_pool2d, F.avg_pool3d,
     F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d,
     F.adaptive_max_pool1d, F.adaptive_max_pool2d, F.adaptive_max_pool3d, F.interpolate,
     F.upsample, F.upsample_nearest, F.upsample_bilinear,
 }
 PASS_METHODS = {
-    "relu", "relu_", "sigmoid", "sigmoid_", "tanh", "tanh_", "clamp", "clamp_", "clip",
-    "contiguous", "clone", "detach", "float", "half", "double", "neg", "abs",
+    "relu", "relu_", "sigmoid", "sigmoid_", "tanh", "tanh_", "contiguous", "clone",
+    "detach", "float", "half", "double", "neg", "abs", "exp", "sqrt", "rsqrt", "square",
 }
+# elementwise with optional bounds: channel-wise when the bounds are numbers
+CLAMP_FUNCTIONS = {torch.clamp, torch.clip}
+CLAMP_METHODS = {"clamp", "clamp_", "clip", "clip_"}
+# normalise over one dim: channel-wise unless that dim holds channels
+SOFTMAX_FUNCTIONS = {torch.softmax, F.softmax, torch.log_softmax, F.log_softmax}
+SOFTMAX_METHODS = {"softmax", "log_softmax"}
+# size queries: a channel count used as a number (not only as a shape) pins the channels
+SIZE_METHODS = {"size"}
+# consumers that use sizes only as shapes (their values are recomputed after pruning)
+SHAPE_CONSUMER_METHODS = {"view", "reshape", "expand", "new_zeros", "new_ones", "new_empty",
+                          "new_full", "flatten", "unflatten", "repeat", "expand_as"}
+SHAPE_CONSUMER_FUNCTIONS = {torch.reshape, torch.zeros, torch.ones, torch.empty,
+                            torch.full, torch.flatten, torch.unflatten}
 # elementwise binary ops: same-shaped operands have their channels coupled one to one
 BINARY_FUNCTIONS = {
     operator.add, operator.sub, operator.mul, operator.truediv, operator.iadd,
@@ -61,9 +85,8 @@ PERMUTE_FUNCTIONS = {torch.permute, torch.transpose}
 PERMUTE_METHODS = {"permute", "transpose"}
 SPLIT_FUNCTIONS = {torch.split, torch.chunk}
 SPLIT_METHODS = {"split", "chunk"}
-# results that are not tensors and do not constrain channels (their values are recomputed
-# by the pruned graph at run time)
-SHAPE_METHODS = {"size", "dim"}
+# results that are not tensors and do not constrain channels
+SHAPE_METHODS = {"dim"}
 
 
 def describe(node) -> str:

@@ -1,9 +1,18 @@
-"""torch.fx tracing plus shape propagation; facts go into ``node.meta['pruneql.*']``."""
+"""Tracing plus shape propagation; facts go into ``node.meta['pruneql.*']``.
+
+Models are traced in eval mode (the mode they are verified and deployed in): an
+``if self.training:`` branch is then traced in its eval form. A custom
+``torch.autograd.Function`` is kept as one call (``Fn.apply``) instead of being traced
+through, so the pruned model still trains with the user's ``backward``; the channel
+analysis freezes what flows through it.
+"""
 from __future__ import annotations
 
+import contextlib
+import functools
+
 import torch
-import torch.nn.functional as F
-from torch import fx, nn
+from torch import fx
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx.passes.shape_prop import ShapeProp
 
@@ -31,42 +40,94 @@ class _PathTracer(fx.Tracer):
             raise
 
 
+@functools.lru_cache(maxsize=None)
+def autograd_call(fn_class: type):
+    """A plain function standing for ``fn_class.apply`` in a graph (fx can name it)."""
+    def call(*args, **kwargs):
+        return fn_class.apply(*args, **kwargs)
+    call.__name__ = call.__qualname__ = f"{fn_class.__name__}_apply"
+    call.__module__ = "pruneql.autograd"
+    call.autograd_function = fn_class
+    return call
+
+
+@contextlib.contextmanager
+def _autograd_leaves(tracer: fx.Tracer):
+    """While tracing, ``Fn.apply`` on proxies records one call instead of Fn.forward."""
+    original = torch.autograd.Function.__dict__["apply"]
+
+    def apply(cls, *args, **kwargs):
+        if any(isinstance(a, fx.Proxy) for a in _leaves((args, kwargs))):
+            return tracer.create_proxy("call_function", autograd_call(cls), args, kwargs)
+        return original.__func__(cls, *args, **kwargs)
+
+    torch.autograd.Function.apply = classmethod(apply)
+    try:
+        yield
+    finally:
+        torch.autograd.Function.apply = original
+
+
+def _leaves(value) -> list:
+    found: list = []
+    fx.node.map_aggregate(value, lambda v: found.append(v) or v)
+    return found
+
+
 def symbolic_trace(module: torch.nn.Module) -> fx.GraphModule:
     """Trace ``module`` with torch.fx; failures become a TraceError naming the module."""
     tracer = _PathTracer()
     try:
-        graph = tracer.trace(module)
+        with _autograd_leaves(tracer):
+            graph = tracer.trace(module)
     except Exception as exc:  # fx raises many kinds; all mean "cannot trace"
         where = tracer.failed_in or type(module).__name__
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TraceError(f"cannot trace the model: in module '{where}': {first}",
+        raise TraceError(f"cannot trace the model: in module '{where}': {_first_line(exc)}",
                          hint=_HINT) from exc
     return fx.GraphModule(tracer.root, graph, type(module).__name__)
 
 
-def propagate_shapes(gm: fx.GraphModule, example_inputs: tuple) -> None:
-    """Run ``example_inputs`` through ``gm`` and record every node's output shape.
+def second_batch(example_inputs: tuple, seed: int = 0) -> tuple:
+    """The example inputs with a fresh random example appended along the batch: a batch
+    of another size, with data the example did not have (verify runs on it).
 
-    ``node.meta['pruneql.shape']`` is a tuple for tensor results and None otherwise. The
-    module runs in eval mode without gradients so BatchNorm statistics stay untouched.
+    >>> x = (torch.zeros(1, 3), torch.tensor([[5, 7]]))
+    >>> a, b = second_batch(x)
+    >>> a.shape, b.shape, bool((b[1] >= 5).all() and (b[1] <= 7).all())
+    (torch.Size([2, 3]), torch.Size([2, 2]), True)
     """
-    was_training = gm.training
-    gm.eval()
+    generator = torch.Generator().manual_seed(10_000 + seed)
+    return tuple(torch.cat([t, _fresh(t, generator)]) if isinstance(t, torch.Tensor)
+                 and t.dim() >= 1 else t for t in example_inputs)
+
+
+def _fresh(t: torch.Tensor, generator) -> torch.Tensor:
+    """One new example like ``t``'s first: normal floats, or integers in its range."""
+    shape = (1, *t.shape[1:])
+    if t.is_floating_point():
+        return torch.randn(shape, generator=generator).to(t.dtype)
+    if t.dtype == torch.bool:
+        return torch.rand(shape, generator=generator) < 0.5
+    low, high = int(t.min()), int(t.max())
+    return torch.randint(low, high + 1, shape, generator=generator).to(t.dtype)
+
+
+def propagate_shapes(gm: fx.GraphModule, inputs: tuple, fake_ok: bool = True):
+    """Run ``inputs`` through ``gm`` (no gradients) and record every node's output shape
+    in ``node.meta['pruneql.shape']`` (a tuple for tensors, None otherwise).
+
+    Returns the outputs, or None when shapes came from fake tensors (large models, when
+    ``fake_ok``: no arithmetic and no activation memory).
+    """
     try:
         with torch.no_grad():
-            _propagate(gm, example_inputs)
+            return _propagate(gm, inputs, fake_ok)
     except Exception as exc:
         node = getattr(exc, "node", None)
         raise TraceError(f"the model does not run on an input of shape "
-                         f"{[tuple(t.shape) for t in example_inputs]}: {_first_line(exc)}",
+                         f"{[tuple(t.shape) for t in inputs]}: {_first_line(exc)}",
                          hint="give the right input shape (`input CxHxW` or --input)"
                          + (f"; failed at node {node}" if node else "")) from exc
-    finally:
-        gm.train(was_training)
-    for node in gm.graph.nodes:
-        if "pruneql.shape" not in node.meta:     # set by the fake-tensor ShapeProp path
-            meta = node.meta.get("tensor_meta")
-            node.meta["pruneql.shape"] = tuple(meta.shape) if hasattr(meta, "shape") else None
 
 
 # above this many parameters shapes come from fake tensors: no arithmetic and no
@@ -75,17 +136,22 @@ def propagate_shapes(gm: fx.GraphModule, example_inputs: tuple) -> None:
 FAKE_ABOVE_PARAMS = 50_000_000
 
 
-def _propagate(gm: fx.GraphModule, example_inputs: tuple) -> None:
+def _propagate(gm: fx.GraphModule, inputs: tuple, fake_ok: bool):
     for node in gm.graph.nodes:
         node.meta.pop("pruneql.shape", None)
-    if sum(p.numel() for p in gm.parameters()) >= FAKE_ABOVE_PARAMS:
+    if fake_ok and sum(p.numel() for p in gm.parameters()) >= FAKE_ABOVE_PARAMS:
         try:
             mode = FakeTensorMode(allow_non_fake_inputs=True)
-            ShapeProp(gm, fake_mode=mode).propagate(*example_inputs)
-            return
+            ShapeProp(gm, fake_mode=mode).propagate(*inputs)
+            for node in gm.graph.nodes:
+                meta = node.meta.get("tensor_meta")
+                node.meta["pruneql.shape"] = tuple(meta.shape) if hasattr(meta, "shape") \
+                    else None
+                node.meta["pruneql.dtype"] = getattr(meta, "dtype", None)
+            return None
         except Exception:   # an op without a fake implementation: compute for real
             pass
-    _Shapes(gm).run(*example_inputs)
+    return _Shapes(gm).run(*inputs)
 
 
 class _Shapes(fx.Interpreter):
@@ -94,7 +160,9 @@ class _Shapes(fx.Interpreter):
 
     def run_node(self, n: fx.Node):
         out = super().run_node(n)
-        n.meta["pruneql.shape"] = tuple(out.shape) if isinstance(out, torch.Tensor) else None
+        tensor = isinstance(out, torch.Tensor)
+        n.meta["pruneql.shape"] = tuple(out.shape) if tensor else None
+        n.meta["pruneql.dtype"] = out.dtype if tensor else None
         return out
 
 
@@ -103,97 +171,14 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-_FUNCTIONAL = {F.conv1d: nn.Conv1d, F.conv2d: nn.Conv2d, F.conv3d: nn.Conv3d, F.linear: nn.Linear}
-_CONV_ARGS = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
-_CONV_DEFAULTS = {"bias": None, "stride": 1, "padding": 0, "dilation": 1, "groups": 1}
-
-
-def modularize(gm: fx.GraphModule) -> fx.GraphModule:
-    """Turn ``F.conv2d(x, self.w, self.b, ...)``/``F.linear`` on parameters into modules.
-
-    The new module (named ``<owner>.conv2d``, ``<owner>.linear``, ...) takes over the
-    parameters, so the rest of the compiler treats functional and module layers alike.
-    Calls whose weights are computed, shared or used elsewhere stay as they are (and are
-    frozen by the channel analysis).
-    """
-    changed = False
-    for node in list(gm.graph.nodes):
-        if node.op == "call_function" and node.target in _FUNCTIONAL:
-            changed |= _modularize_call(gm, node)
-    if changed:
-        gm.graph.lint()
-        gm.recompile()
-    return gm
-
-
-def _modularize_call(gm: fx.GraphModule, node: fx.Node) -> bool:
-    names = _CONV_ARGS if node.target is not F.linear else _CONV_ARGS[:3]
-    call = {**{k: v for k, v in _CONV_DEFAULTS.items() if k in names},
-            **dict(zip(names, node.args)), **node.kwargs}
-    params = [call["weight"]] + ([call["bias"]] if call.get("bias") is not None else [])
-    if not all(isinstance(p, fx.Node) and p.op == "get_attr" and len(p.users) == 1
-               for p in params):
-        return False
-    tensors = [_attr(gm, p.target) for p in params]
-    if not all(isinstance(t, nn.Parameter) for t in tensors):
-        return False
-    module = _module_for(node.target, call, tensors)
-    if module is None:
-        return False
-    name = _free_name(gm, params[0].target.rpartition(".")[0], node.target.__name__)
-    gm.add_submodule(name, module)
-    with gm.graph.inserting_before(node):
-        replacement = gm.graph.call_module(name, (call["input"],))
-    node.replace_all_uses_with(replacement)
-    gm.graph.erase_node(node)
-    for p in params:
-        owner, _, attr = p.target.rpartition(".")
-        gm.graph.erase_node(p)
-        delattr(gm.get_submodule(owner) if owner else gm, attr)
-    return True
-
-
-def _module_for(fn, call: dict, tensors: list):
-    weight, bias = tensors[0], tensors[1] if len(tensors) > 1 else None
-    cls = _FUNCTIONAL[fn]
-    if cls is nn.Linear:
-        module = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None,
-                           device="meta")
-    else:
-        static = [call[k] for k in ("stride", "padding", "dilation", "groups")]
-        if any(isinstance(v, fx.Node) for v in static):
-            return None
-        module = cls(weight.shape[1] * call["groups"], weight.shape[0], weight.shape[2:],
-                     stride=call["stride"], padding=call["padding"],
-                     dilation=call["dilation"], groups=call["groups"],
-                     bias=bias is not None, device="meta")
-    module.weight = weight
-    module.bias = bias
-    return module
-
-
-def _attr(gm: fx.GraphModule, target: str):
-    owner, _, attr = target.rpartition(".")
-    return getattr(gm.get_submodule(owner) if owner else gm, attr)
-
-
-def _free_name(gm: fx.GraphModule, owner: str, base: str) -> str:
-    existing = dict(gm.named_modules())
-    stem = f"{owner}.{base}" if owner else base
-    name, i = stem, 1
-    while name in existing:
-        name, i = f"{stem}_{i}", i + 1
-    return name
-
-
 def trace(module: torch.nn.Module, example_inputs: tuple) -> fx.GraphModule:
-    """Trace ``module`` and propagate shapes of ``example_inputs``.
+    """Trace ``module`` symbolically and record the shapes of ``example_inputs``.
 
     >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU())
     >>> gm = trace(net, (torch.randn(1, 3, 8, 8),))
     >>> [n.meta['pruneql.shape'] for n in gm.graph.nodes]
     [(1, 3, 8, 8), (1, 8, 6, 6), (1, 8, 6, 6), (1, 8, 6, 6)]
     """
-    gm = modularize(symbolic_trace(module))
+    gm = symbolic_trace(module)
     propagate_shapes(gm, example_inputs)
     return gm

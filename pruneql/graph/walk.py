@@ -97,7 +97,7 @@ class Walker:
         self.spaces: dict[str, Space] = {}
         self.pieces: dict[str, list] = {}            # split/chunk node -> Space per piece
         self.pins: dict[int, str] = {}
-        self.calls: list[tuple] = []                 # (node, kind, in ids) of layers
+        self.calls: list[tuple] = []          # (node, kind, in ids, out ids) of layers
         self.params: dict[str, ParamSlice] = {}
         self.modules = dict(gm.named_modules())
         self.call_counts = _count_module_calls(gm)
@@ -114,7 +114,6 @@ class Walker:
 
     def set_space(self, node: fx.Node, ids: np.ndarray, dim: int = 1) -> None:
         self.spaces[node.name] = Space(ids, dim)
-        node.meta["pruneql.channels"] = (ids, dim)
 
     def space(self, node) -> Space | None:
         return self.spaces.get(node.name) if isinstance(node, fx.Node) else None
@@ -147,8 +146,7 @@ class Walker:
     def on_call_module(self, node):
         module = self.modules[node.target]
         if self.call_counts[node.target] > 1 and _has_state(module):
-            return self.opaque(node, f"module '{node.target}' is called "
-                                     f"{self.call_counts[node.target]} times (shared weights)")
+            return self.shared_call(node, module)
         handler = _MODULE_HANDLERS.get(type(module))
         if handler is None:
             handler = next((h for t, h in _MODULE_HANDLERS.items() if isinstance(module, t)), None)
@@ -156,6 +154,8 @@ class Walker:
             return handler(self, node, module)
         if isinstance(module, ops.PASS_MODULES):
             return self.passthrough(node)
+        if isinstance(module, ops.SPATIAL_MODULES):
+            return self.spatial(node)
         return self.opaque(node, f"module '{node.target}' ({type(module).__name__}) is not "
                                  f"modelled")
 
@@ -164,6 +164,8 @@ class Walker:
         if handler is not None:
             return handler(self, node)
         if node.target is getattr and _shape(node) is None:
+            if node.args[1:] == ("shape",):
+                self.size(node)
             return None
         return self.opaque(node, f"op {ops.describe(node)} is not modelled")
 
@@ -204,15 +206,81 @@ class Walker:
             return self.opaque(node, f"op {ops.describe(node)} changes the channel dimension")
         self.set_space(node, space.ids, space.dim)
 
-    def add_call(self, node, kind: str, in_ids) -> None:
-        self.calls.append((node, kind, in_ids))
+    def shared_call(self, node, module) -> None:
+        """A module with weights called several times: frozen, but a conv or linear is
+        still a layer (each call's FLOPs count)."""
+        reason = f"module '{node.target}' is called {self.call_counts[node.target]} times " \
+                 f"(shared weights)"
+        self.opaque(node, reason)
+        kind = "conv" if isinstance(module, ops.CONV_MODULES) else \
+            "linear" if isinstance(module, ops.LINEAR_MODULES) else None
+        if kind is not None:
+            size = module.in_channels if kind == "conv" else module.in_features
+            self.add_call(node, kind, self.frozen_input(node, size, reason))
+
+    def add_call(self, node, kind: str, in_ids, out_ids=None) -> None:
+        """Record a layer; its output ids are the node's space unless given."""
+        if out_ids is None:
+            space = self.spaces.get(node.name)
+            out_ids = space.flat() if space is not None else None
+        self.calls.append((node, kind, in_ids, out_ids))
+
+    def spatial(self, node) -> None:
+        """Pooling, resizing, spatial padding: each channel of an (N, C, ...) tensor alone,
+        which holds only when the channels are at dim 1."""
+        space = self.space(_first_tensor(node))
+        if space is not None and (space.dim != 1 or space.ids.ndim != 1):
+            return self.opaque(node, f"op {ops.describe(node)} acts on dims that hold "
+                                     f"channels (they are not at dim 1)")
+        self.passthrough(node)
+
+    def clamp(self, node) -> None:
+        bounds = list(node.args[1:]) + [node.kwargs.get(k) for k in ("min", "max")]
+        if any(isinstance(b, fx.Node) and _shape(b) is not None for b in bounds):
+            return self.opaque(node, f"op {ops.describe(node)} with tensor bounds")
+        self.passthrough(node)
+
+    def softmax(self, node) -> None:
+        src, shape = _first_tensor(node), _shape(node)
+        space = self.space(src)
+        dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+        if space is None or shape is None or not isinstance(dim, int):
+            return self.opaque(node, f"op {ops.describe(node)} over an unknown dimension")
+        if space.dim <= dim % len(shape) < space.dim + space.ids.ndim:
+            return self.opaque(node, f"op {ops.describe(node)} normalises over the channels")
+        self.passthrough(node)
+
+    def size(self, node) -> None:
+        """``x.size(d)`` / ``x.shape``: a channel count used as a value (say, dividing by
+        it) would change with pruning, so unless every use is a shape the channels stay."""
+        space = self.space(_first_tensor(node))
+        if space is None:
+            return None
+        rank = len(_shape(_first_tensor(node)) or ())
+        channel_dims = set(range(space.dim, space.dim + space.ids.ndim))
+        users = _channel_count_uses(node, rank, channel_dims)
+        bad = [u for u in users if not _shape_use(u)]
+        if bad:
+            self.pin(space.ids, f"the channel count of '{_first_tensor(node).name}' is used "
+                                f"as a number (by {ops.describe(bad[0])})")
 
     # ---- layers -------------------------------------------------------------------------
+    def frozen_input(self, node, size: int, reason: str) -> np.ndarray:
+        """A layer reading channels PruneQL cannot follow: its inputs are pinned, and it
+        gets input ids of its own (pinned), so it is still a layer of the table."""
+        for src in _tensor_inputs(node):
+            space = self.space(src)
+            self.pin(space.ids if space else None, reason)
+        ids = self.fresh(size, f"in:{node.target}")
+        self.pin(ids, reason)
+        return ids
+
     def conv(self, node, conv) -> None:
         in_ids = self.space(_first_tensor(node))
         in_ids = in_ids.flat(1) if in_ids else None
         if in_ids is None:
-            return self.opaque(node, f"convolution '{node.target}' reads no channel space")
+            in_ids = self.frozen_input(node, conv.in_channels, f"convolution '{node.target}' "
+                                       f"reads channels PruneQL cannot follow")
         if conv.groups == 1:
             out = self.fresh(conv.out_channels, f"out:{node.target}")
         elif conv.in_channels == conv.out_channels == conv.groups:
@@ -226,11 +294,14 @@ class Walker:
     def conv_transpose(self, node, conv) -> None:
         in_ids = self.space(_first_tensor(node))
         in_ids = in_ids.flat(1) if in_ids else None
+        out = self.fresh(conv.out_channels, f"out:{node.target}")
         if in_ids is None or conv.groups != 1:
-            return self.opaque(node, f"transposed convolution '{node.target}' with groups="
-                                     f"{conv.groups}" if in_ids is not None else
-                               f"transposed convolution '{node.target}' reads no channels")
-        self.set_space(node, self.fresh(conv.out_channels, f"out:{node.target}"))
+            reason = f"transposed convolution '{node.target}' " + (
+                f"with groups={conv.groups}" if in_ids is not None else
+                "reads channels PruneQL cannot follow")
+            in_ids = self.frozen_input(node, conv.in_channels, reason)
+            self.pin(out, reason)
+        self.set_space(node, out)
         self.add_call(node, "convT", in_ids)
 
     def tie_groups(self, groups: int, *arrays) -> None:
@@ -244,9 +315,21 @@ class Walker:
         space, shape = self.space(src), _shape(node)
         last = len(shape) - 1 if shape else None
         in_ids = space.flat(last) if space else None
-        if in_ids is None:
-            return self.opaque(node, f"Linear '{node.target}' over a non-channel dimension")
-        self.set_space(node, self.fresh(linear.out_features, f"out:{node.target}"), last)
+        if in_ids is not None:
+            self.set_space(node, self.fresh(linear.out_features, f"out:{node.target}"), last)
+            return self.add_call(node, "linear", in_ids)
+        reason = f"Linear '{node.target}' reads features that are not channels"
+        if space is not None and last is not None and space.dim + space.ids.ndim <= last:
+            # it mixes a dimension after the channels (tokens): channels pass through, and
+            # its own features belong to no channel space
+            in_ids = self.fresh(linear.in_features, f"in:{node.target}")
+            out = self.fresh(linear.out_features, f"out:{node.target}")
+            self.pin(np.concatenate([in_ids, out]), reason)
+            self.set_space(node, space.ids, space.dim)
+            return self.add_call(node, "linear", in_ids, out)
+        in_ids = self.frozen_input(node, linear.in_features, reason)
+        if last is not None:
+            self.set_space(node, self.fresh(linear.out_features, f"out:{node.target}"), last)
         self.add_call(node, "linear", in_ids)
 
     def norm(self, node, module) -> None:
@@ -275,7 +358,10 @@ class Walker:
         shape = getattr(module, "normalized_shape", None)
         if shape is None:
             shape = node.args[1] if len(node.args) > 1 else node.kwargs.get("normalized_shape")
-        self.layer_norm_over(node, len(shape) if isinstance(shape, (tuple, list)) else 1)
+        shape = (shape,) if isinstance(shape, int) else shape
+        if not isinstance(shape, (tuple, list)) or not all(isinstance(d, int) for d in shape):
+            return self.opaque(node, "LayerNorm over a shape computed at run time")
+        self.layer_norm_over(node, len(shape))
 
     def layer_norm_over(self, node, n_dims: int) -> None:
         space = self.space(_first_tensor(node))
@@ -463,6 +549,50 @@ class Walker:
         self.set_space(node, space.ids, space.dim - shift)
 
 
+def _channel_count_uses(node, rank: int, channel_dims: set) -> list:
+    """Nodes that use a channel count read by the size query ``node`` (``x.size(1)``,
+    ``x.shape[1]``, ``x.size()``), looking through indexing and integer arithmetic."""
+    if node.op == "call_method" and (len(node.args) > 1 or "dim" in node.kwargs):
+        dim = node.args[1] if len(node.args) > 1 else node.kwargs["dim"]
+        return _int_uses(node) if isinstance(dim, int) and dim % max(rank, 1) \
+            in channel_dims else []
+    found = []
+    for user in node.users:                    # a whole shape: which entries are read?
+        index = user.args[1] if user.target is operator.getitem else None
+        if isinstance(index, int):
+            if index % max(rank, 1) in channel_dims:
+                found += _int_uses(user)
+        else:
+            found.append(user)
+    return found
+
+
+def _int_uses(node) -> list:
+    """Users of an integer value, looking through integer arithmetic."""
+    found, todo, seen = [], list(node.users), set()
+    while todo:
+        user = todo.pop()
+        if user in seen:
+            continue
+        seen.add(user)
+        if user.op == "call_function" and user.target in _INT_OPS and _shape(user) is None:
+            todo.extend(user.users)
+        else:
+            found.append(user)
+    return found
+
+
+_INT_OPS = {operator.getitem, operator.mul, operator.floordiv, operator.add, operator.sub,
+            operator.mod, operator.truediv, int, math.prod}
+
+
+def _shape_use(user) -> bool:
+    """Whether ``user`` takes sizes only as a shape (recomputed after pruning)."""
+    if user.op == "call_method":
+        return user.target in ops.SHAPE_CONSUMER_METHODS
+    return user.op == "call_function" and user.target in ops.SHAPE_CONSUMER_FUNCTIONS
+
+
 def _split_sizes(total: int, how, chunk: bool) -> list | None:
     if chunk and isinstance(how, int) and how > 0:
         size = math.ceil(total / how)
@@ -591,6 +721,9 @@ _MODULE_HANDLERS = {
 }
 _FUNCTION_HANDLERS = {
     **{f: Walker.passthrough for f in ops.PASS_FUNCTIONS},
+    **{f: Walker.spatial for f in ops.SPATIAL_FUNCTIONS},
+    **{f: Walker.clamp for f in ops.CLAMP_FUNCTIONS},
+    **{f: Walker.softmax for f in ops.SOFTMAX_FUNCTIONS},
     **{f: Walker.binary for f in ops.BINARY_FUNCTIONS},
     **{f: Walker.cat for f in ops.CAT_FUNCTIONS},
     **{f: Walker.reshape for f in ops.FLATTEN_FUNCTIONS},
@@ -605,6 +738,9 @@ _FUNCTION_HANDLERS = {
 }
 _METHOD_HANDLERS = {
     **{m: Walker.passthrough for m in ops.PASS_METHODS},
+    **{m: Walker.clamp for m in ops.CLAMP_METHODS},
+    **{m: Walker.softmax for m in ops.SOFTMAX_METHODS},
+    **{m: Walker.size for m in ops.SIZE_METHODS},
     **{m: Walker.binary for m in ops.BINARY_METHODS},
     **{m: Walker.reshape for m in ops.RESHAPE_METHODS},
     **{m: Walker.reduce for m in ops.REDUCE_METHODS},

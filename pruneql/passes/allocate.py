@@ -1,5 +1,18 @@
-"""Decide which channels go: the lowest-scored ones of each selected group, at once or
-gradually (``iterate N steps [finetune K steps]``, Molchanov et al.)."""
+"""Decide which channels go: the one writer of ``ctx.cut``.
+
+It runs once per round of the decision loop (``score → allocate → recover``):
+
+- one shot: every live group loses its lowest-scored units down to its amount;
+- ``strategy greedy`` (Li et al.): one group per round, in order, each scored after the
+  earlier cuts;
+- ``iterate N steps``: the cut of every group spread over N rounds, rescored each round;
+- ``target flops|params|latency X``: units of all groups ranked together and removed until
+  the budget is met (statement amounts are floors); with ``iterate N steps`` the budget is
+  approached in N equal steps, and ``iterate until target remove R per step`` removes the
+  R globally lowest units per round until it is met (Molchanov et al.'s procedure).
+
+A channel is never removed when that would leave some tensor without channels.
+"""
 from __future__ import annotations
 
 import math
@@ -9,81 +22,114 @@ import numpy as np
 from pruneql.errors import PlanError
 from pruneql.graph.budget import Costs, spend
 from pruneql.graph.channels import layer_params
-from pruneql.graph.gates import gated
+from pruneql.graph.cut import Cut
 from pruneql.latency import layer_table
 from pruneql.lang import ast
 from pruneql.passes.context import Context
-from pruneql.passes.finetune import hyper_of
-from pruneql.passes.score import scores_of
-from pruneql.training import train_steps
+from pruneql.passes.score import greedy
+
+_SLACK = 0.005     # a budget counts as met within half a percent of the baseline
 
 
 def allocate(ctx: Context) -> Context:
-    """Mark the ``size - kept`` lowest-scored channels of each selected group removed
-    (never the last channel of any tensor); with a ``target``, rank channels across groups
-    and remove until the budget is met."""
-    if ctx.removed is None:
-        ctx.removed = np.zeros(len(ctx.analysis.classes), dtype=bool)
-    target = ctx.recipe.first(ast.Target)
+    """Advance ``ctx.cut`` by one round; it is ``done`` after the last."""
+    if ctx.cut is None:
+        ctx.cut = _new_cut(ctx)
+    cut = ctx.cut
+    cut.round += 1
+    target, steps = ctx.recipe.first(ast.Target), ctx.recipe.first(ast.Iterate)
     if target is not None:
-        return _to_budget(ctx, target)
-    steps = ctx.recipe.first(ast.Iterate)
-    if steps is None:
-        _remove_to(ctx, lambda sel: sel.kept)
-        return ctx
-    for step in range(1, steps.steps + 1):
-        if step > 1:      # rescore the partly pruned (and recovered) network
-            live = [sel for sel in ctx.selections if sel.skipped_by is None]
-            ctx.scores.update(scores_of(ctx, live, ctx.removed))
-        _remove_to(ctx, lambda sel: _kept_at(sel, step, steps.steps))
-        if steps.finetune_steps and not ctx.dry_run:
-            with gated(ctx.gm, ctx.analysis, ctx.removed):
-                train_steps(ctx.gm, ctx.data, steps.finetune_steps,
-                            hyper_of(ctx.recipe.first(ast.Finetune)))
+        _budget_round(ctx, target, steps)
+    elif steps is not None:
+        _iterate_round(ctx, steps.steps)
+    else:
+        _one_shot_round(ctx)
     return ctx
 
 
-def _kept_at(sel, step: int, steps: int) -> int:
-    """Channels a group keeps after ``step`` of ``steps``: the cut spread evenly."""
-    return sel.group.size - math.ceil((sel.group.size - sel.kept) * step / steps)
-
-
-def _remove_to(ctx: Context, kept_of) -> None:
+def _new_cut(ctx: Context) -> Cut:
+    cut = Cut(ctx.analysis)
     for sel in ctx.selections:
-        scores = ctx.scores.get(sel.group.id)
-        if scores is None:
-            continue
-        # channels already gone rank first, so each step only adds to the cut
-        scores = np.where(ctx.removed[sel.group.classes], -np.inf, scores)
-        drop = ctx.analysis.choose_removal(sel.group, scores, kept_of(sel))
-        ctx.removed[sel.group.classes[drop]] = True
+        if sel.skipped_by is not None:
+            cut.skipped[sel.group.id] = sel.skipped_by
+        elif ctx.sensitivity.get(sel.group.id, {}).get("skip"):
+            cut.skipped[sel.group.id] = ctx.sensitivity[sel.group.id]["statement"]
+    return cut
 
 
-def _to_budget(ctx: Context, target: ast.Target) -> Context:
-    """Statement amounts become floors; channels go globally until the target is met."""
+def _cut_to(ctx: Context, sel, kept: int) -> None:
+    """Remove the group's lowest-scored live units until ``kept`` remain."""
+    cut = ctx.cut
+    scores = np.where(cut.group_removed(sel.group), -np.inf, ctx.scores[sel.group.id])
+    drop = ctx.analysis.choose_removal(sel.group, scores, kept)
+    cut.remove(sel.group, drop)
+
+
+def _one_shot_round(ctx: Context) -> None:
+    for sel in _scored(ctx):
+        _cut_to(ctx, sel, sel.floor)
+        ctx.cut.final.add(sel.group.id)
+    ctx.cut.done = not greedy(ctx.recipe) or all(
+        sel.group.id in ctx.cut.final for sel in ctx.live())
+
+
+def _iterate_round(ctx: Context, steps: int) -> None:
+    for sel in _scored(ctx):
+        _cut_to(ctx, sel, _kept_at(sel, ctx.cut.round, steps))
+    ctx.cut.done = ctx.cut.round >= steps
+
+
+def _kept_at(sel, step: int, steps: int) -> int:
+    """Units a group keeps after ``step`` of ``steps``: the cut spread evenly."""
+    return sel.group.size - math.ceil((sel.group.size - sel.floor) * step / steps)
+
+
+def _scored(ctx: Context) -> list:
+    return [sel for sel in ctx.live() if sel.group.id in ctx.scores]
+
+
+# ---- budgets -------------------------------------------------------------------------------
+
+def _budget_round(ctx: Context, target: ast.Target, steps) -> None:
     costs = _costs(ctx, target.metric)
     before = costs.total()
-    live = [sel for sel in ctx.selections if sel.skipped_by is None]
-    groups = [(sel.group, ctx.scores[sel.group.id], max(1, sel.kept), sel.statement.round or 1)
-              for sel in live]
-    drops = spend(costs, groups, target.value * before, slack=_SLACK * before)
+    start = costs.start_from(ctx.cut.removed).total()
+    live = _scored(ctx)
+    groups = [(sel.group, ctx.scores[sel.group.id], max(1, sel.floor),
+               sel.statement.round or 1, ctx.cut.group_removed(sel.group)) for sel in live]
+    goal, limit, last = _round_goal(ctx, target, steps, before)
+    drops = spend(costs, groups, goal, slack=_SLACK * before, limit=limit)
+    for sel in live:
+        ctx.cut.remove(sel.group, drops[sel.group.id])
     achieved = costs.total() / before if before else 1.0
-    if achieved > target.value + _SLACK:
+    ctx.target = _target_report(ctx, target, achieved, before, costs)
+    met = achieved <= target.value + _SLACK
+    stuck = costs.total() >= start
+    ctx.cut.done = (met or stuck) if limit is not None else last
+    if ctx.cut.done and not met:
         raise PlanError(f"target {target.metric} {target.value:.1%} is out of reach: the most "
                         f"this recipe can remove leaves {achieved:.1%} of the baseline",
                         span=target.span, hint="select more layers, lower the `keep` floors "
                                                "of the prune statements, or raise the target")
-    for sel in live:
-        ctx.removed[sel.group.classes[drops[sel.group.id]]] = True
-        sel.kept = sel.group.size - len(drops[sel.group.id])
-    ctx.target = {"metric": target.metric, "value": target.value, "achieved": achieved}
+
+
+def _round_goal(ctx: Context, target, steps, before: float) -> tuple:
+    """(cost goal of this round, units to remove in it or None, is it the last round)."""
+    goal = target.value * before
+    if steps is None:
+        return goal, None, True
+    if getattr(steps, "until_target", False):
+        return goal, steps.per_step, False
+    share = min(1.0, ctx.cut.round / steps.steps)
+    return before - (before - goal) * share, None, ctx.cut.round >= steps.steps
+
+
+def _target_report(ctx, target, achieved: float, before: float, costs: Costs) -> dict:
+    found = {"metric": target.metric, "value": target.value, "achieved": achieved,
+             "rounds": ctx.cut.round}
     if target.metric == "latency":
-        ctx.target["predicted_ms"] = costs.total()
-        ctx.target["before_ms"] = before
-    return ctx
-
-
-_SLACK = 0.005     # a budget counts as met within half a percent of the baseline
+        found.update(predicted_ms=costs.total(), before_ms=before)
+    return found
 
 
 def _costs(ctx: Context, metric: str) -> Costs:
@@ -94,6 +140,14 @@ def _costs(ctx: Context, metric: str) -> Costs:
         counted = sum(layer_params(l.module, l.kind, None, None) for l in analysis.layers.values())
         total = sum(p.numel() for p in ctx.gm.parameters())
         return Costs(analysis, "params", fixed=total - counted)
-    table = layer_table(analysis, ctx.gm.eval(), ctx.example_inputs)
+    table = _latency_table(ctx)
     rest = table.pop("<rest>")
     return Costs(analysis, "latency", latency=table, fixed=rest)
+
+
+def _latency_table(ctx: Context) -> dict:
+    """Per-layer latency lines, measured once per compile (in the first budget round)."""
+    if "latency" not in ctx.cut.cache:
+        ctx.cut.cache["latency"] = layer_table(ctx.analysis, ctx.gm.eval(),
+                                               ctx.example_inputs)
+    return dict(ctx.cut.cache["latency"])

@@ -18,7 +18,8 @@ def needs_data(recipe) -> list:
 
 
 def data(ctx: Context) -> Context:
-    """Set ``ctx.data`` (sharded per rank under torchrun) and ``ctx.accuracy['before']``."""
+    """Set ``ctx.data`` (sharded per rank under torchrun) and ``ctx.baseline``, the
+    model's validation metrics before pruning."""
     stmt = ctx.recipe.first(ast.Data)
     users = needs_data(ctx.recipe)
     if stmt is None and ctx.options.data is None:
@@ -40,7 +41,7 @@ def data(ctx: Context) -> Context:
                         hint="use data that fits the model, or set `input` to the data's shape")
     if len(ctx.data.val) == 0:
         raise DataError("the validation split is empty", hint="use `val` > 0 (e.g. val 0.2)")
-    ctx.accuracy["before"] = evaluate(ctx.gm, ctx.data.val)["accuracy"]
+    ctx.baseline = evaluate(ctx.gm, ctx.data.val)
     return ctx
 
 

@@ -9,6 +9,7 @@ import warnings
 import torch
 
 from pruneql.errors import EmitError
+from pruneql.lang import ast
 
 FORMATS = ("torchscript", "export")
 
@@ -40,8 +41,39 @@ def check_target(path: str, force: bool = False, inputs: tuple = ()) -> str:
     return path
 
 
-def emit(module: torch.nn.Module, example_inputs: tuple, path: str, fmt: str | None = None,
-         force: bool = False, inputs: tuple = ()) -> str:
+def emit(ctx):
+    """Write ``ctx.pruned`` to ``ctx.options.output`` (nothing when it is None); set
+    ``ctx.written``. Its precondition, checked before the compile starts, is that the
+    destination can be written without replacing an input."""
+    if ctx.options.output is None or ctx.dry_run:
+        return ctx
+    path = write(ctx.pruned, ctx.example_inputs, ctx.options.output, ctx.options.format,
+                 ctx.options.force, inputs=run_inputs(ctx))
+    ctx.written = {"path": path, "format": format_for(path, ctx.options.format)}
+    return ctx
+
+
+def _destination(ctx) -> None:
+    if ctx.options.output is not None and not ctx.dry_run:
+        check_target(ctx.options.output, ctx.options.force, inputs=run_inputs(ctx))
+
+
+emit.precondition = _destination
+
+
+def run_inputs(ctx) -> tuple:
+    """Files this run reads, which its output must never replace."""
+    data = ctx.recipe.first(ast.Data)
+    recipe = ctx.recipe.path if ctx.recipe.path.endswith(_RECIPE_SUFFIXES) else None
+    return tuple(p for p in (ctx.options.model_path, recipe,
+                             data.path if data is not None else None) if p)
+
+
+_RECIPE_SUFFIXES = (".prune", ".pql", ".yaml", ".yml")
+
+
+def write(module: torch.nn.Module, example_inputs: tuple, path: str, fmt: str | None = None,
+          force: bool = False, inputs: tuple = ()) -> str:
     """Write ``module`` atomically to ``path``; returns the absolute path written."""
     path = check_target(path, force, inputs)
     fmt = format_for(path, fmt)

@@ -1,6 +1,7 @@
 """Recover accuracy: fine-tune the pruned model (Li et al. retrain; Molchanov et al.)."""
 from __future__ import annotations
 
+from pruneql.graph.copying import own_tensors
 from pruneql.lang import ast
 from pruneql.passes.context import Context
 from pruneql.training import Hyper, evaluate, train
@@ -16,14 +17,17 @@ def hyper_of(stmt: ast.Finetune | None) -> Hyper:
 
 
 def finetune(ctx: Context) -> Context:
-    """Measure the pruned accuracy, then train ``epochs`` keeping the best epoch's weights."""
+    """Set ``ctx.recovery``: the pruned model's validation metrics, and after ``finetune
+    epochs N`` the fine-tuned ones and the history (the model is trained in place, on
+    tensors of its own)."""
     if ctx.data is None:
         return ctx
-    ctx.accuracy["pruned"] = evaluate(ctx.pruned, ctx.data.val)["accuracy"]
+    ctx.recovery = {"pruned": evaluate(ctx.pruned, ctx.data.val)}
     stmt = ctx.recipe.first(ast.Finetune)
     if stmt is None:
         return ctx
+    own_tensors(ctx.pruned, ctx.borrowed)
     history = train(ctx.pruned, ctx.data, hyper_of(stmt), ctx.progress)
-    ctx.accuracy["finetuned"] = history.best_accuracy
-    ctx.history = history.epochs
+    ctx.recovery.update(finetuned={"accuracy": history.best_accuracy},
+                        history=history.epochs)
     return ctx

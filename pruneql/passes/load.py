@@ -1,7 +1,6 @@
 """Find the model: a module handed in, a zoo name, or ``pkg.mod:factory`` plus weights."""
 from __future__ import annotations
 
-import copy
 import importlib
 import os
 import pickle
@@ -11,22 +10,33 @@ from torch import nn
 
 from pruneql import zoo
 from pruneql.errors import ModelError
+from pruneql.graph.copying import share_copy, tensor_ids
 from pruneql.lang import ast
 from pruneql.passes.context import Context
 
+RANDOM_INIT = "random init"
+
 
 def load(ctx: Context) -> Context:
-    """Set ``ctx.model`` (and ``ctx.example_inputs`` when the caller gave none)."""
+    """Set ``ctx.model``: PruneQL's own copy of the model, in eval mode (the mode it is
+    traced, verified and deployed in), and ``ctx.example_inputs`` when none were given.
+
+    A module handed in by the caller is copied structurally (its tensors are shared, not
+    duplicated, and ``ctx.borrowed`` remembers them so training passes take their own);
+    the caller's object, modes and attributes are never changed.
+    """
     stmt = ctx.recipe.first(ast.ModelStmt)
     name = ctx.options.model_name or (stmt.name if stmt else None)
     if ctx.model is None:
-        ctx.model, ctx.model_label = _obtain(name, stmt, ctx.options)
+        ctx.model, ctx.model_label, ctx.weights = _obtain(name, stmt, ctx.options)
     else:
+        if not isinstance(ctx.model, nn.Module):
+            raise ModelError(f"expected a torch.nn.Module, got {type(ctx.model).__name__}")
         ctx.model_label = ctx.model_label or name or type(ctx.model).__name__
-        if ctx.recipe.first(ast.Iterate) is not None:
-            ctx.model = copy.deepcopy(ctx.model)   # gradual pruning trains: not the caller's
-    if not isinstance(ctx.model, nn.Module):
-        raise ModelError(f"expected a torch.nn.Module, got {type(ctx.model).__name__}")
+        ctx.weights = "caller's module"
+        ctx.borrowed = tensor_ids(ctx.model)
+        ctx.model = _copy(ctx.model)
+    ctx.model.eval()
     if ctx.example_inputs is None:
         ctx.example_inputs = (_example(ctx, name),)
     elif isinstance(ctx.example_inputs, torch.Tensor):
@@ -34,20 +44,32 @@ def load(ctx: Context) -> Context:
     return ctx
 
 
+def _copy(model: nn.Module) -> nn.Module:
+    try:
+        return share_copy(model)
+    except Exception as exc:
+        raise ModelError(f"cannot copy the model ({type(model).__name__}): "
+                         f"{_first_line(exc)}",
+                         hint="PruneQL works on a copy so your module is never changed; "
+                              "make it deep-copyable (copy.deepcopy) or pass its weights "
+                              "with the recipe's `model`") from exc
+
+
 def _obtain(name, stmt, options) -> tuple:
+    """(module, label, where its weights came from)."""
     path = options.model_path
     if path is not None:
         loaded = _read(path, options.trust_pickle)
         if isinstance(loaded, nn.Module):
-            return loaded, name or os.path.basename(path)
+            return loaded, name or os.path.basename(path), path
         model = build(name, stmt, needed_for=path)
         _load_state(model, loaded, path, name)
-        return model, name
+        return model, name, path
     if name is None:
         raise ModelError("no model: the recipe has no 'model' statement and none was given",
                          hint="add `model vgg16_cifar;` (a zoo name or pkg.mod:factory), "
                               "pass --model, or pass a pickled module with --trust-pickle")
-    return build(name, stmt), name
+    return build(name, stmt), name, RANDOM_INIT
 
 
 def build(name: str, stmt=None, needed_for: str | None = None) -> nn.Module:
@@ -78,8 +100,14 @@ def _factory(name: str, span) -> nn.Module:
                               "the function") from exc
     try:
         model = factory()
+    except SystemExit as exc:     # argparse-based builders exit on bad arguments
+        raise ModelError(f"model factory '{name}' called sys.exit({exc.code!r}) instead of "
+                         f"returning a model", span=span,
+                         hint="the factory must return an nn.Module without parsing the "
+                              "command line or exiting") from None
     except Exception as exc:
-        raise ModelError(f"model factory '{name}' failed: {exc}", span=span) from exc
+        raise ModelError(f"model factory '{name}' failed: {_first_line(exc)}",
+                         span=span) from exc
     if not isinstance(model, nn.Module):
         raise ModelError(f"model factory '{name}' returned {type(model).__name__}, not a "
                          f"torch.nn.Module", span=span)

@@ -1,10 +1,15 @@
-"""FLOPs (multiply-adds of conv and linear layers, Li et al.'s convention) and parameters,
-per layer and in total, before and after removal — computed from channel counts, so a plan
-needs no pruned weights."""
+"""FLOPs and parameters, per layer and in total, before and after removal — computed from
+channel counts, so a plan needs no pruned weights.
+
+FLOPs are multiply-adds per example. ``layer_flops`` counts conv and linear layers (Li et
+al.'s convention), ``matmul_flops`` every other matrix product the model runs (attention);
+``flops`` is their sum, which is what ``torch.utils.flop_counter`` counts (÷ 2).
+"""
 from __future__ import annotations
 
 
 from pruneql.graph.channels import layer_flops, layer_params
+from pruneql.graph.flops import matmul_rows
 from pruneql.latency import compare
 from pruneql.passes.context import Context
 from pruneql.report import Report
@@ -12,22 +17,52 @@ from pruneql.report import Report
 
 def measure(ctx: Context) -> Context:
     """Set ``ctx.report`` from the analysis and the removal decisions."""
-    analysis, removed = ctx.analysis, ctx.removed
-    layers = [_layer_row(layer, analysis, removed) for layer in analysis.layers.values()]
+    analysis, cut = ctx.analysis, ctx.cut
+    layers = [_layer_row(layer, cut) for layer in analysis.layers.values()]
     total = sum(p.numel() for p in ctx.gm.parameters())
+    matmuls = _matmul_rows(ctx.gm, cut)
     flops_b = sum(r["flops"][0] for r in layers)
     flops_a = sum(r["flops"][1] for r in layers)
+    extra_b = sum(r["flops"][0] for r in matmuls)
+    extra_a = sum(r["flops"][1] for r in matmuls)
     params_a = total - sum(r["params"][0] - r["params"][1] for r in layers) \
-        - sum(_param_cut(ctx.gm, p, analysis, removed) for p in analysis.params.values())
-    if ctx.target and ctx.target["metric"] == "latency" and ctx.pruned is not None:
-        ctx.target["measured"] = _measured(ctx)
+        - sum(_param_cut(ctx.gm, p, cut) for p in analysis.params.values())
     ctx.report = Report(model=ctx.model_label, input_shape=list(ctx.example_inputs[0].shape),
-                        before={"flops": int(flops_b), "params": int(total)},
-                        after={"flops": int(flops_a), "params": int(params_a)},
+                        before={"flops": int(flops_b + extra_b), "params": int(total),
+                                "layer_flops": int(flops_b), "matmul_flops": int(extra_b)},
+                        after={"flops": int(flops_a + extra_a), "params": int(params_a),
+                               "layer_flops": int(flops_a), "matmul_flops": int(extra_a)},
+                        matmuls=matmuls,
                         groups=_group_rows(ctx), layers=layers, verify=ctx.verify,
-                        accuracy=dict(ctx.accuracy), history=list(ctx.history),
-                        target=ctx.target)
+                        accuracy=_accuracy(ctx), history=list(ctx.recovery.get("history", [])),
+                        target=_target(ctx), weights=ctx.weights,
+                        frontend=ctx.traced.get("frontend"))
     return ctx
+
+
+def _matmul_rows(gm, cut) -> list:
+    """Products other than conv/linear layers, with their FLOPs before and after."""
+    before = matmul_rows(gm)
+    after = matmul_rows(gm, lambda n: cut.kept_shape(n.name, n.meta.get("pruneql.shape")))
+    return [{"node": b["node"], "op": b["op"], "flops": [b["flops"], a["flops"]]}
+            for b, a in zip(before, after)]
+
+
+def _accuracy(ctx: Context) -> dict:
+    found = {"before": ctx.baseline["accuracy"]} if ctx.baseline else {}
+    for key in ("pruned", "finetuned"):
+        if key in ctx.recovery:
+            found[key] = ctx.recovery[key]["accuracy"]
+    return found
+
+
+def _target(ctx: Context) -> dict | None:
+    if not ctx.target:
+        return None
+    found = dict(ctx.target)
+    if found["metric"] == "latency" and ctx.pruned is not None:
+        found["measured"] = _measured(ctx)
+    return found
 
 
 def _measured(ctx: Context) -> dict:
@@ -39,15 +74,9 @@ def _measured(ctx: Context) -> dict:
             "ratio": found["after"] / found["before"]}
 
 
-def _width(elems, analysis, removed) -> tuple:
-    if elems is None:
-        return None, None
-    return int(len(elems)), int((~removed[analysis.classes[elems]]).sum())
-
-
-def _layer_row(layer, analysis, removed) -> dict:
-    in_b, in_a = _width(layer.in_elems, analysis, removed)
-    out_b, out_a = _width(layer.out_elems, analysis, removed)
+def _layer_row(layer, cut) -> dict:
+    in_b, in_a = cut.width(layer.in_elems)
+    out_b, out_a = cut.width(layer.out_elems)
     return {"name": layer.name, "kind": layer.kind, "index": layer.index,
             "in_channels": [in_b, in_a], "out_channels": [out_b, out_a],
             "flops": [layer_flops(layer, in_b, out_b), layer_flops(layer, in_a, out_a)],
@@ -55,11 +84,11 @@ def _layer_row(layer, analysis, removed) -> dict:
                        layer_params(layer.module, layer.kind, in_a, out_a)]}
 
 
-def _param_cut(gm, param, analysis, removed) -> int:
+def _param_cut(gm, param, cut) -> int:
     """Elements a directly used parameter (layer scale) loses."""
     tensor = gm.get_parameter(param.target) if _is_param(gm, param.target) \
         else gm.get_buffer(param.target)
-    gone = int(removed[analysis.classes[param.ids]].sum())
+    gone = int((~cut.keep_mask(param.ids)).sum())
     return gone * tensor.numel() // tensor.shape[param.axis] if _is_param(gm, param.target) else 0
 
 
@@ -73,30 +102,31 @@ def _is_param(gm, target: str) -> bool:
 
 def _group_rows(ctx: Context) -> list:
     chosen = {sel.group.id: sel for sel in ctx.selections}
-    rows = [_group_row(g, chosen.get(g.id), ctx.analysis, ctx.removed)
+    rows = [_group_row(g, chosen.get(g.id), ctx.analysis, ctx.cut)
             for g in ctx.analysis.groups]
     for row in rows:
-        if row["id"] in ctx.sensitivity:
-            row["sensitivity"] = round(ctx.sensitivity[row["id"]], 6)   # accuracy drop alone
+        if row["id"] in ctx.sensitivity:     # the accuracy drop when pruned alone
+            row["sensitivity"] = round(ctx.sensitivity[row["id"]]["drop"], 6)
     return rows
 
 
-def _group_row(group, sel, analysis, removed) -> dict:
+def _group_row(group, sel, analysis, cut) -> dict:
     # channels as the first producer sees them; a grouped conv's group counts conv groups
     # as units, so units and channels can differ
-    before, after = _width(analysis.layers[group.producers[0]].out_elems, analysis, removed)
-    units = group.size - int(removed[group.classes].sum())
+    before, after = cut.width(analysis.layers[group.producers[0]].out_elems)
+    skip = cut.skipped.get(group.id)
     row = {"id": group.id, "producers": list(group.producers), "members": list(group.members),
            "channels": {"before": before, "after": after},
-           "units": {"before": group.size, "after": units}, "prunable": group.prunable,
-           "frozen": group.frozen, "selected": sel is not None and sel.skipped_by is None,
+           "units": {"before": group.size, "after": cut.kept_units(group)},
+           "prunable": group.prunable, "frozen": group.frozen,
+           "selected": sel is not None and skip is None,
            "criterion": None, "amount": None, "line": None, "skipped_line": None}
     if sel is not None:
         stmt = sel.statement
         row.update(criterion=stmt.criterion.name, line=stmt.span.line if stmt.span else None,
                    amount=_amount_text(stmt), selected_by=list(sel.selected))
-        if sel.skipped_by is not None:
-            row["skipped_line"] = sel.skipped_by.span.line if sel.skipped_by.span else None
+        if skip is not None:
+            row["skipped_line"] = skip.span.line if skip.span else None
     return row
 
 

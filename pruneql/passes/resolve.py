@@ -9,22 +9,27 @@ from pruneql.passes.context import Context, Selection
 
 
 def resolve(ctx: Context) -> Context:
-    """Fill ``ctx.selections``: one Selection per group a prune statement reaches."""
+    """Set ``ctx.selections``: one Selection per group a prune statement reaches, with the
+    units its amount keeps and the ``skip`` line that leaves it whole, if any."""
     analysis = ctx.analysis
     layers = [l for l in analysis.layers.values() if l.kind in PRODUCER_KINDS]
     skipped = _skipped(ctx.recipe, layers)
-    chosen: dict[int, Selection] = {}
+    chosen: dict[int, tuple] = {}
     for stmt in ctx.recipe.of(ast.Prune):
         for layer in _matches(stmt, layers, analysis):
             group = analysis.group_of(layer.name)
             _claim(chosen, group, stmt, layer.name)
-    for sel in chosen.values():
-        sel.skipped_by = next((skipped[p] for p in sel.group.producers if p in skipped), None)
-        stmt = sel.statement
-        sel.kept = sel.group.size if sel.skipped_by else kept_count(
-            sel.group.size, stmt.amount, stmt.round, stmt.amount.span)
-    ctx.selections = sorted(chosen.values(), key=lambda s: s.group.id)
+    ctx.selections = [_selection(group, stmt, names, skipped)
+                      for group, stmt, names in sorted(chosen.values(), key=lambda c: c[0].id)]
     return ctx
+
+
+def _selection(group, stmt, names: tuple, skipped: dict) -> Selection:
+    skip = next((skipped[p] for p in group.producers if p in skipped), None)
+    floor = group.size if skip else kept_count(group.size, stmt.amount, stmt.round,
+                                               stmt.amount.span)
+    return Selection(group=group, statement=stmt, selected=names, floor=floor,
+                     skipped_by=skip)
 
 
 def kept_count(n: int, amount, round_to: int | None, span=None) -> int:
@@ -97,20 +102,21 @@ def _unprunable(sel, found, analysis) -> PlanError:
 
 
 def _claim(chosen: dict, group, stmt: ast.Prune, layer_name: str) -> None:
-    sel = chosen.get(group.id)
-    if sel is None:
-        chosen[group.id] = Selection(group=group, statement=stmt, selected=(layer_name,))
+    """Record that ``stmt`` selects ``group`` (through ``layer_name``)."""
+    if group.id not in chosen:
+        chosen[group.id] = (group, stmt, (layer_name,))
         return
-    if sel.statement is not stmt and _how(sel.statement) != _how(stmt):
-        line = sel.statement.span.line if sel.statement.span else "?"
+    _, first, names = chosen[group.id]
+    if first is not stmt and _how(first) != _how(stmt):
+        line = first.span.line if first.span else "?"
         raise PlanError(f"layer '{layer_name}' is coupled with "
                         f"{', '.join(p for p in group.producers[:3] if p != layer_name)}, which "
-                        f"line {line} prunes with {_describe(sel.statement)}; this statement "
+                        f"line {line} prunes with {_describe(first)}; this statement "
                         f"says {_describe(stmt)}", span=stmt.span,
                         hint="coupled layers are pruned together; give them one amount, or "
                              "`skip` one of them")
-    if layer_name not in sel.selected:
-        sel.selected = sel.selected + (layer_name,)
+    if layer_name not in names:
+        chosen[group.id] = (group, first, names + (layer_name,))
 
 
 def _describe(stmt: ast.Prune) -> str:

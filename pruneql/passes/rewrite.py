@@ -1,35 +1,34 @@
 """Physically remove channels: slice parameters and buffers into a smaller dense model."""
 from __future__ import annotations
 
-import copy
-import operator
-
 import numpy as np
 import torch
 from torch import fx, nn
 
+from pruneql.graph.copying import share_copy
 from pruneql.passes.context import Context
 
 
 def rewrite(ctx: Context) -> Context:
-    """Set ``ctx.pruned``: a copy of the traced model without the removed channels.
+    """Set ``ctx.pruned``: the traced model without the removed channels.
 
-    The copy is an fx GraphModule. Besides parameters and buffers, graph constants that
-    encode channel counts follow the cut: channel padding of option-A shortcuts, literal
-    sizes in ``view``/``reshape``, ``split``/``chunk`` sizes and channel slices.
+    The result is a new fx GraphModule; only the tensors that lose channels are new, the
+    rest are shared with the traced model (a pass that trains the result takes its own).
+    Besides parameters and buffers, graph constants that encode channel counts follow the
+    cut: channel padding of option-A shortcuts, literal sizes in ``view``/``reshape``,
+    ``split``/``chunk`` sizes and channel slices.
     """
-    pruned = copy.deepcopy(ctx.gm)
-    analysis, removed = ctx.analysis, ctx.removed
-    keep = _Keep(analysis, removed)
+    pruned = share_copy(ctx.gm)
+    cut, analysis = ctx.cut, ctx.analysis
     modules = dict(pruned.named_modules())
     for layer in analysis.layers.values():
-        _slice(modules[layer.name], layer.kind, keep.index(layer.in_elems),
-               keep.index(layer.out_elems))
+        _slice(modules[layer.name], layer.kind, cut.keep_index(layer.in_elems),
+               cut.keep_index(layer.out_elems))
     for param in analysis.params.values():
-        _slice_param(pruned, param, keep.index(param.ids))
+        _slice_param(pruned, param, cut.keep_index(param.ids))
+    keep = _Keep(cut)
     for node in list(pruned.graph.nodes):
         _fix_node(pruned, node, keep)
-    _inplace_residuals(pruned)
     pruned.graph.lint()
     pruned.recompile()
     ctx.pruned = pruned.eval()
@@ -37,20 +36,13 @@ def rewrite(ctx: Context) -> Context:
 
 
 class _Keep:
-    """Which channels of a space survive."""
+    """Which channels of a space survive, as the graph constants need them."""
 
-    def __init__(self, analysis, removed):
-        self.analysis, self.removed = analysis, removed
+    def __init__(self, cut):
+        self.cut, self.analysis = cut, cut.analysis
 
     def mask(self, ids: np.ndarray) -> np.ndarray:
-        return ~self.removed[self.analysis.classes[ids]]
-
-    def index(self, ids) -> torch.Tensor | None:
-        """Kept positions of a 1-D id array, or None when nothing goes."""
-        if ids is None:
-            return None
-        keep = self.mask(ids)
-        return None if keep.all() else torch.from_numpy(np.nonzero(keep)[0])
+        return self.cut.keep_mask(ids)
 
     def sizes(self, node_name: str):
         """(dim, kept size of each channel axis) of a node's space."""
@@ -146,29 +138,6 @@ def _slice_param(gm: fx.GraphModule, param, keep) -> None:
     if isinstance(old, nn.Parameter):
         value = nn.Parameter(value, requires_grad=old.requires_grad)
     setattr(owner, attr, value)
-
-
-# ---- graph polish --------------------------------------------------------------------------
-
-# modules whose backward needs only their input, so their output may be added into in place
-_INPLACE_SAFE = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.Conv1d, nn.Conv2d,
-                 nn.Conv3d, nn.Linear)
-
-
-def _inplace_residuals(gm: fx.GraphModule) -> None:
-    """``a + b`` becomes ``a += b`` when ``a`` comes straight from a conv/BN/linear and
-    nothing else reads it (torchvision's ``out += identity``): one allocation less per
-    residual block, a few percent of CPU latency at batch 8."""
-    modules = dict(gm.named_modules())
-    for node in gm.graph.nodes:
-        if node.op != "call_function" or node.target is not operator.add or node.kwargs:
-            continue
-        left, right = node.args
-        if (isinstance(left, fx.Node) and isinstance(right, fx.Node) and left.op == "call_module"
-                and isinstance(modules.get(left.target), _INPLACE_SAFE)
-                and len(left.users) == 1 and left is not right
-                and left.meta.get("pruneql.shape") == node.meta.get("pruneql.shape")):
-            node.target = operator.iadd
 
 
 # ---- graph constants ---------------------------------------------------------------------

@@ -1,49 +1,77 @@
-"""Score every channel of every selected group; greedy scoring decides removals as it goes."""
+"""Score every channel of the groups still to be cut, on the network as it stands.
+
+Scores are made comparable across groups here, once: each group's vector is divided by
+its ℓ2 norm (Molchanov et al.'s per-layer normalisation; Taylor's criterion already
+returns it normalised, with its FLOPs regularisation applied after). Budgets rank the
+channels of all groups by these numbers and never normalise them again.
+"""
 from __future__ import annotations
 
 import numpy as np
 
-from pruneql.criteria import WEIGHT_CRITERIA, random_scores
-from pruneql.criteria.data_driven import DATA_CRITERIA, data_scores
+from pruneql.criteria import DATA_CRITERIA, group_weight_scores, random_scores
+from pruneql.criteria.data_driven import data_scores
 from pruneql.lang import ast
 from pruneql.passes.context import Context
 
+# criteria whose scores come back normalised per group (and possibly shifted after it)
+SELF_NORMALISED = ("taylor",)
+
 
 def score(ctx: Context) -> Context:
-    """Fill ``ctx.scores`` (group id -> score per group channel; higher = keep).
-
-    With ``strategy greedy`` (Li et al.) a layer is scored without the kernels that read
-    channels already removed from earlier groups, so this pass also fixes
-    ``ctx.removed`` for the groups it has scored.
-    """
-    strategy = ctx.recipe.first(ast.StrategyStmt)
-    greedy = strategy is not None and strategy.name == "greedy"
-    if ctx.removed is None:
-        ctx.removed = np.zeros(len(ctx.analysis.classes), dtype=bool)
-    live = [sel for sel in ctx.selections if sel.skipped_by is None]
-    if not greedy:
-        ctx.scores.update(scores_of(ctx, live, ctx.removed))
-        return ctx
-    for sel in live:
-        ctx.scores.update(scores_of(ctx, [sel], ctx.removed))
-        drop = ctx.analysis.choose_removal(sel.group, ctx.scores[sel.group.id], sel.kept)
-        ctx.removed[sel.group.classes[drop]] = True
+    """Set ``ctx.scores`` (group id -> score per group unit; higher = keep) for the groups
+    this allocation round cuts: all live groups, or with ``strategy greedy`` (Li et al.)
+    the next one, scored without the kernels that read channels already removed."""
+    removed = ctx.cut.removed if ctx.cut is not None else None
+    ctx.scores = scores_of(ctx, pending(ctx), removed)
     return ctx
 
 
-def scores_of(ctx: Context, selections: list, removed: np.ndarray) -> dict:
-    """Scores of the selections' groups with ``removed`` classes already gone."""
+def pending(ctx: Context) -> list:
+    """Live selections whose cut is not final yet; greedy takes them one at a time."""
+    final = ctx.cut.final if ctx.cut is not None else set()
+    todo = [sel for sel in ctx.live() if sel.group.id not in final]
+    return todo[:1] if greedy(ctx.recipe) else todo
+
+
+def greedy(recipe) -> bool:
+    strategy = recipe.first(ast.StrategyStmt)
+    return strategy is not None and strategy.name == "greedy"
+
+
+def scores_of(ctx: Context, selections: list, removed: np.ndarray | None) -> dict:
+    """Normalised scores of the selections' groups with ``removed`` classes already gone."""
     found, by_criterion = {}, {}
     for sel in selections:
         crit = sel.statement.criterion
         if crit.name in DATA_CRITERIA:
             by_criterion.setdefault(crit, []).append(sel.group)
         else:
-            found[sel.group.id] = group_scores(ctx, sel, removed)
+            found[sel.group.id] = _weight_scores(ctx, sel, removed)
     for crit, groups in by_criterion.items():   # one pass over the data per criterion
         found.update(data_scores(crit.name, dict(crit.args), ctx.gm, ctx.analysis, groups,
                                  _batches(ctx, crit), removed, seed=ctx.options.seed))
-    return found
+    names = {sel.group.id: sel.statement.criterion.name for sel in selections}
+    return {gid: s if names[gid] in SELF_NORMALISED else normalised(s)
+            for gid, s in found.items()}
+
+
+def normalised(scores: np.ndarray) -> np.ndarray:
+    """``scores`` over their ℓ2 norm (unchanged when all zero).
+
+    >>> normalised(np.array([3.0, 4.0])).tolist()
+    [0.6, 0.8]
+    """
+    norm = float(np.sqrt(np.sum(np.square(scores))))
+    return scores / norm if norm > 0 else scores
+
+
+def _weight_scores(ctx: Context, sel, removed) -> np.ndarray:
+    crit = sel.statement.criterion
+    if crit.name == "random":
+        return random_scores(sel.group.size, int(crit.arg("seed", ctx.options.seed)),
+                             sel.group.id)
+    return group_weight_scores(ctx.analysis, sel.group, sel.selected, crit.name, removed)
 
 
 def _batches(ctx: Context, crit) -> list:
@@ -54,43 +82,3 @@ def _batches(ctx: Context, crit) -> list:
         if wanted is not None and len(batches) >= wanted:
             break
     return batches
-
-
-def group_scores(ctx: Context, sel, removed: np.ndarray | None, criterion=None) -> np.ndarray:
-    """Mean over the selected producers' filters of each group channel's score, each
-    layer's scores relative to that layer's mean when several layers are coupled.
-    ``criterion`` overrides the statement's (sensitivity ranks data criteria by L1)."""
-    group, crit = sel.group, criterion or sel.statement.criterion
-    if crit.name == "random":
-        return random_scores(group.size, int(crit.arg("seed", ctx.options.seed)), group.id)
-    total, count = _accumulate(ctx, group, sel.selected, crit.name, removed)
-    if not np.all(count):   # channels no selected producer writes: use every producer
-        all_total, all_count = _accumulate(ctx, group, group.producers, crit.name, removed)
-        missing = count == 0
-        total[missing], count[missing] = all_total[missing], all_count[missing]
-    return total / np.maximum(count, 1)
-
-
-def _accumulate(ctx, group, producers, criterion: str, removed) -> tuple:
-    total = np.zeros(group.size)
-    count = np.zeros(group.size)
-    for name in producers:
-        layer = ctx.analysis.layers[name]
-        in_mask = None
-        if removed is not None and layer.in_elems is not None:
-            in_mask = ~removed[ctx.analysis.classes[layer.in_elems]]
-        scores = WEIGHT_CRITERIA[criterion](layer.module, _per_input(layer, in_mask))
-        if len(producers) > 1:
-            # a filter's norm grows with its fan-in: relative to its own layer's mean, the
-            # layers coupled in one group (the stages of a residual stream) are comparable
-            scores = scores / (scores.mean() or 1.0)
-        np.add.at(total, group.filters[name], scores)
-        np.add.at(count, group.filters[name], 1)
-    return total, count
-
-
-def _per_input(layer, in_mask):
-    """The mask over the weight's input dimension; grouped convs have none to mask."""
-    if in_mask is None or getattr(layer.module, "groups", 1) == 1:
-        return in_mask
-    return None

@@ -1,147 +1,28 @@
-"""Sensitivity analysis (Li et al. 2017): prune each selected group alone, measure accuracy.
-
-A trial zeroes a group's lowest-ranked channels where they are consumed (a gate, exactly
-equivalent to removing them) and evaluates the validation set. The network's prefix that
-no trial touches is computed once per batch: trials start from the cached activations at
-the frontier of that prefix (``fx.Interpreter(initial_env=...)``). Under torchrun the
-groups are shared out across ranks and the results gathered on every rank.
-
-``skip sensitive [above X]`` skips the groups whose accuracy drops by more than X (a
-fraction; 1% = one point, the default) when pruned alone at their statement's amount.
-"""
+"""``skip sensitive [above X]`` (Li et al. 2017): each selected group pruned alone at its
+statement's amount; groups whose validation accuracy drops by more than X (a fraction;
+1% = one point, the default) are left whole."""
 from __future__ import annotations
 
-import numpy as np
-import torch
-from torch import fx
-
-from pruneql.criteria import DATA_CRITERIA
-from pruneql.graph.gates import gated, input_masks
 from pruneql.lang import ast
+from pruneql.passes._trials import run_trials
 from pruneql.passes.context import Context
-from pruneql.passes.score import group_scores
-from pruneql.training import world
 
 DEFAULT_THRESHOLD = 0.01
-FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 def sensitivity(ctx: Context) -> Context:
-    """Apply ``skip sensitive``: skip groups that lose too much accuracy pruned alone."""
+    """Set ``ctx.sensitivity``: group id -> {"drop", "skip", "statement"}."""
     stmt = next((s for s in ctx.recipe.of(ast.Skip) if s.sensitive), None)
     if stmt is None:
         return ctx
     threshold = DEFAULT_THRESHOLD if stmt.threshold is None else stmt.threshold
     live = [sel for sel in ctx.selections if sel.skipped_by is None]
-    trials = {sel.group.id: [1.0 - sel.kept / sel.group.size] for sel in live}
-    found = sweep(ctx, live, trials)
-    base = ctx.accuracy["before"]
+    trials = {sel.group.id: [1.0 - sel.floor / sel.group.size] for sel in live}
+    found = run_trials(ctx, live, trials)
+    base = ctx.baseline["accuracy"]
+    ctx.sensitivity = {}
     for sel in live:
         drop = base - found[sel.group.id][0]["accuracy"]
-        ctx.sensitivity[sel.group.id] = drop
-        if drop > threshold:
-            sel.skipped_by = stmt
-            sel.kept = sel.group.size
+        ctx.sensitivity[sel.group.id] = {"drop": drop, "skip": drop > threshold,
+                                         "statement": stmt}
     return ctx
-
-
-def sweep(ctx: Context, selections: list, fractions) -> dict:
-    """Group id -> [{"fraction", "kept", "accuracy"}] for each fraction pruned.
-
-    ``fractions`` is one list for every group, or a dict of lists per group id.
-    """
-    rank, size = world()
-    runner = _Trials(ctx)
-    mine = {}
-    for i, sel in enumerate(selections):
-        if i % size == rank:
-            wanted = fractions[sel.group.id] if isinstance(fractions, dict) else fractions
-            mine[sel.group.id] = runner.group(sel, wanted)
-    if size == 1:
-        return mine
-    gathered = [None] * size
-    torch.distributed.all_gather_object(gathered, mine)
-    return {k: v for part in gathered for k, v in part.items()}
-
-
-class _Trials:
-    """Evaluates one group at several pruning fractions, reusing the untouched prefix."""
-
-    def __init__(self, ctx: Context):
-        self.ctx = ctx
-        self.gm = ctx.gm.eval()
-        self.batches = list(ctx.data.val)
-
-    def group(self, sel, fractions) -> list:
-        ranking = self.ranking(sel)
-        cut = _cut_nodes(self.gm, self.ctx.analysis, sel.group)
-        frontier = _frontier(self.gm, cut)
-        cache = [self.prefix(x, cut, frontier) for x, _ in self.batches]
-        rows = []
-        for fraction in fractions:
-            kept = max(1, int(sel.group.size * (1 - fraction) + 1e-9))
-            removed = np.zeros(len(self.ctx.analysis.classes), dtype=bool)
-            drop = self.ctx.analysis.choose_removal(sel.group, ranking, kept)
-            removed[sel.group.classes[drop]] = True
-            rows.append({"fraction": float(fraction), "kept": sel.group.size - len(drop),
-                         "accuracy": self.accuracy(removed, cache)})
-        return rows
-
-    def ranking(self, sel) -> np.ndarray:
-        """The statement's weight criterion; data-driven ones fall back to L1 (Li et al.)."""
-        fallback = ast.Criterion("l1") if sel.statement.criterion.name in DATA_CRITERIA else None
-        return group_scores(self.ctx, sel, None, criterion=fallback)
-
-    @torch.no_grad()
-    def prefix(self, x, cut: set, frontier: set) -> dict:
-        """Values of the prefix nodes the rest of the graph reads (the frontier)."""
-        env = {}
-        for node, value in _Recorder(self.gm, cut).values(x):
-            env[node] = value if node in frontier else None
-        return env
-
-    @torch.no_grad()
-    def accuracy(self, removed: np.ndarray, cache: list) -> float:
-        correct = total = 0
-        with gated(self.gm, self.ctx.analysis, removed):
-            for (x, y), env in zip(self.batches, cache):
-                out = fx.Interpreter(self.gm).run(x, initial_env=dict(env))
-                correct += (out.argmax(1) == y).sum().item()
-                total += len(y)
-        return correct / max(total, 1)
-
-
-def _cut_nodes(gm: fx.GraphModule, analysis, group) -> set:
-    """Nodes a gate on ``group`` can change: its consumers and everything after them."""
-    removed = np.zeros(len(analysis.classes), dtype=bool)
-    removed[group.classes] = True
-    names = set(input_masks(analysis, removed))
-    start = [n for n in gm.graph.nodes if n.op == "call_module" and n.target in names]
-    seen, todo = set(), list(start)
-    while todo:
-        node = todo.pop()
-        if node not in seen:
-            seen.add(node)
-            todo.extend(node.users)
-    return seen
-
-
-def _frontier(gm: fx.GraphModule, cut: set) -> set:
-    return {n for n in gm.graph.nodes if n not in cut and any(u in cut for u in n.users)}
-
-
-class _Recorder(fx.Interpreter):
-    """Runs the prefix only (every node outside ``cut``) and yields each node's value."""
-
-    def __init__(self, gm, cut: set):
-        super().__init__(gm, garbage_collect_values=False)
-        self.cut = cut
-
-    def values(self, x):
-        self.env = {}
-        self.args_iter = iter([x])
-        for node in self.module.graph.nodes:
-            if node in self.cut or node.op == "output":
-                continue
-            self.env[node] = self.run_node(node)
-            yield node, self.env[node]

@@ -1,29 +1,62 @@
-"""Reject what parses but cannot be compiled yet, and statements given twice."""
+"""Check the recipe before any work: statements given twice, statements that parse but
+are not built, and code the recipe names that the user did not agree to run."""
 from __future__ import annotations
 
-from pruneql.errors import NotImplementedStatement, RecipeError
+from pruneql.errors import NotImplementedStatement, RecipeError, TrustError
 from pruneql.lang import ast
 from pruneql.passes.context import Context
 
 _SINGLE = {ast.ModelStmt: "model", ast.InputStmt: "input", ast.StrategyStmt: "strategy",
-           ast.Emit: "emit", ast.Target: "target"}
+           ast.Emit: "emit", ast.Target: "target", ast.Data: "data", ast.Iterate: "iterate",
+           ast.Finetune: "finetune"}
 
 
 def validate(ctx: Context) -> Context:
-    """Raise for statements whose passes are not built and for repeated singletons."""
-    for stmt in ctx.recipe.statements:
-        _check_built(stmt)
-    if ctx.recipe.first(ast.Target) and ctx.recipe.first(ast.Iterate):
-        stmt = ctx.recipe.first(ast.Iterate)
-        raise NotImplementedStatement("'iterate' together with 'target' is not implemented yet",
-                                      span=stmt.span, hint="use one of them")
+    """Raise for repeated singletons, unbuilt statements and untrusted code."""
     for kind, word in _SINGLE.items():
         found = ctx.recipe.of(kind)
         if len(found) > 1:
             first = found[0].span.line if found[0].span else "?"
             raise RecipeError(f"'{word}' is given twice (first on line {first})",
                               span=found[1].span, hint=f"keep one '{word}' statement")
+    for stmt in ctx.recipe.statements:
+        _check_built(stmt)
+    _check_strategy(ctx.recipe)
+    for name, stmt, flag in named_code(ctx):
+        if not ctx.options.trust_code:
+            raise TrustError(f"the recipe names code to run, '{name}'; code named by a "
+                             f"recipe runs only with your consent", span=stmt.span,
+                             hint=f"pass `{flag}` (the same name on the command line), or "
+                                  f"--trust-code if you trust this recipe "
+                                  f"(API: trust_code=True)")
     return ctx
+
+
+def named_code(ctx: Context) -> list:
+    """(callable, statement, CLI flag) of each callable the recipe itself names and this
+    run would import: the model factory, a python data source."""
+    found = []
+    stmt = ctx.recipe.first(ast.ModelStmt)
+    model_from_recipe = ctx.model is None and ctx.options.model_name is None
+    if model_from_recipe and stmt is not None and ":" in stmt.name:
+        found.append((stmt.name, stmt, f"--model {stmt.name}"))
+    data = ctx.recipe.first(ast.Data)
+    if ctx.options.data is None and data is not None and data.source == "python" and data.path:
+        found.append((data.path, data, f"--data python:{data.path}"))
+    return found
+
+
+def _check_strategy(recipe) -> None:
+    """Greedy scoring fixes each layer's cut before scoring the next, so it cannot share
+    the decision with a budget or a gradual schedule."""
+    strategy = recipe.first(ast.StrategyStmt)
+    other = recipe.first(ast.Target) or recipe.first(ast.Iterate)
+    if strategy is not None and strategy.name == "greedy" and other is not None:
+        word = "target" if isinstance(other, ast.Target) else "iterate"
+        raise RecipeError(f"'strategy greedy' cannot be combined with '{word}'",
+                          span=strategy.span,
+                          hint="greedy scores each layer after the cuts of the layers before "
+                               f"it at their own amounts; drop one of the two statements")
 
 
 def _check_built(stmt) -> None:

@@ -1,0 +1,61 @@
+"""Copies that never touch the caller's model and cost no weight memory until needed.
+
+:func:`share_copy` gives a new module tree (own modules, own train/eval flags, own
+attributes) whose parameters and buffers are the caller's tensors. Nothing PruneQL does
+to the copy's structure reaches the caller; a pass that changes tensors in place (training)
+first takes its own with :func:`own_tensors`.
+
+>>> net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1))
+>>> mine = share_copy(net).eval()
+>>> mine[0].weight is net[0].weight, mine[0] is net[0], net.training
+(True, False, True)
+>>> _ = own_tensors(mine, tensor_ids(net))
+>>> mine[0].weight is net[0].weight, torch.equal(mine[0].weight, net[0].weight)
+(False, True)
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+
+def _tensors(module: nn.Module) -> list:
+    found = []
+    for m in module.modules():
+        found += [t for t in m._parameters.values() if t is not None]
+        found += [t for t in m._buffers.values() if t is not None]
+    return found
+
+
+def tensor_ids(module: nn.Module) -> frozenset:
+    """Identities of every parameter and buffer of ``module``."""
+    return frozenset(id(t) for t in _tensors(module))
+
+
+def share_copy(module: nn.Module) -> nn.Module:
+    """A deep copy of ``module`` that shares its parameters and buffers."""
+    memo = {id(t): t for t in _tensors(module)}
+    return copy.deepcopy(module, memo)
+
+
+def own_tensors(module: nn.Module, borrowed: frozenset) -> nn.Module:
+    """Replace every parameter and buffer of ``module`` whose identity is in ``borrowed``
+    by a copy, so training ``module`` cannot change the tensors it borrowed. A tensor used
+    in several places (tied weights) gets one copy, used in all of them."""
+    copies: dict = {}
+
+    def mine(t):
+        if id(t) not in copies:
+            clone = t.detach().clone()
+            copies[id(t)] = nn.Parameter(clone, requires_grad=t.requires_grad) \
+                if isinstance(t, nn.Parameter) else clone
+        return copies[id(t)]
+
+    for m in module.modules():
+        for table in (m._parameters, m._buffers):
+            for name, t in list(table.items()):
+                if t is not None and id(t) in borrowed:
+                    table[name] = mine(t)
+    return module

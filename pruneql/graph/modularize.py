@@ -1,0 +1,112 @@
+"""``F.conv2d(x, self.w, self.b, ...)`` / ``F.linear`` on the model's own parameters become
+module calls, so the rest of the compiler treats functional and module layers alike.
+
+The new module (named ``<owner>.conv2d``, ``<owner>.linear``, ...) takes over the
+parameters. Calls whose weights are computed, shared, used elsewhere, or owned by a
+module the graph also calls (whose own forward may read them) stay as they are; the
+channel analysis freezes them with the reason.
+"""
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import fx, nn
+
+_FUNCTIONAL = {F.conv1d: nn.Conv1d, F.conv2d: nn.Conv2d, F.conv3d: nn.Conv3d, F.linear: nn.Linear}
+_CONV_ARGS = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
+_CONV_DEFAULTS = {"bias": None, "stride": 1, "padding": 0, "dilation": 1, "groups": 1}
+
+
+def modularize(gm: fx.GraphModule) -> fx.GraphModule:
+    """Turn functional conv/linear calls on parameters into module calls (in place).
+
+    >>> import torch
+    >>> class Net(nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.w = nn.Parameter(torch.randn(4, 3, 1, 1))
+    ...     def forward(self, x):
+    ...         return F.conv2d(x, self.w)
+    >>> gm = modularize(fx.symbolic_trace(Net()))
+    >>> [n.op for n in gm.graph.nodes], type(gm.get_submodule("conv2d")).__name__
+    (['placeholder', 'call_module', 'output'], 'Conv2d')
+    """
+    called = {n.target for n in gm.graph.nodes if n.op == "call_module"}
+    changed = False
+    for node in list(gm.graph.nodes):
+        if node.op == "call_function" and node.target in _FUNCTIONAL:
+            changed |= _modularize_call(gm, node, called)
+    if changed:
+        gm.graph.lint()
+        gm.recompile()
+    return gm
+
+
+def _modularize_call(gm: fx.GraphModule, node: fx.Node, called: set) -> bool:
+    names = _CONV_ARGS if node.target is not F.linear else _CONV_ARGS[:3]
+    call = {**{k: v for k, v in _CONV_DEFAULTS.items() if k in names},
+            **dict(zip(names, node.args)), **node.kwargs}
+    params = [call["weight"]] + ([call["bias"]] if call.get("bias") is not None else [])
+    if not all(isinstance(p, fx.Node) and p.op == "get_attr" and len(p.users) == 1
+               for p in params):
+        return False
+    if any(_inside_called(p.target, called) for p in params):
+        return False           # the owner's own forward may read them: not ours to move
+    tensors = [_attr(gm, p.target) for p in params]
+    if not all(isinstance(t, nn.Parameter) for t in tensors):
+        return False
+    module = _module_for(node.target, call, tensors)
+    if module is None:
+        return False
+    name = _free_name(gm, params[0].target.rpartition(".")[0], node.target.__name__)
+    gm.add_submodule(name, module)
+    with gm.graph.inserting_before(node):
+        replacement = gm.graph.call_module(name, (call["input"],))
+    replacement.meta.update(node.meta)
+    node.replace_all_uses_with(replacement)
+    gm.graph.erase_node(node)
+    for p in params:
+        owner, _, attr = p.target.rpartition(".")
+        gm.graph.erase_node(p)
+        delattr(gm.get_submodule(owner) if owner else gm, attr)
+    return True
+
+
+def _module_for(fn, call: dict, tensors: list):
+    weight, bias = tensors[0], tensors[1] if len(tensors) > 1 else None
+    cls = _FUNCTIONAL[fn]
+    if cls is nn.Linear:
+        module = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None,
+                           device="meta")
+    else:
+        static = [call[k] for k in ("stride", "padding", "dilation", "groups")]
+        if any(isinstance(v, fx.Node) for v in static):
+            return None
+        module = cls(weight.shape[1] * call["groups"], weight.shape[0], weight.shape[2:],
+                     stride=call["stride"], padding=call["padding"],
+                     dilation=call["dilation"], groups=call["groups"],
+                     bias=bias is not None, device="meta")
+    module.weight = weight
+    module.bias = bias
+    return module
+
+
+def _inside_called(target: str, called: set) -> bool:
+    """Whether ``target`` belongs to a module the graph calls (or one inside it)."""
+    parts = target.split(".")[:-1]
+    return any(".".join(parts[:i]) in called for i in range(1, len(parts) + 1))
+
+
+def _attr(gm: fx.GraphModule, target: str):
+    owner, _, attr = target.rpartition(".")
+    return getattr(gm.get_submodule(owner) if owner else gm, attr)
+
+
+def _free_name(gm: fx.GraphModule, owner: str, base: str) -> str:
+    existing = dict(gm.named_modules())
+    stem = f"{owner}.{base}" if owner else base
+    name, i = stem, 1
+    while name in existing:
+        name, i = f"{stem}_{i}", i + 1
+    return name
+
+

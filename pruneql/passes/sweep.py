@@ -1,0 +1,28 @@
+"""`pruneql sensitivity`: every selected group pruned alone at a sweep of fractions."""
+from __future__ import annotations
+
+from pruneql.errors import RecipeError
+from pruneql.passes._trials import run_trials
+from pruneql.passes.context import Context
+
+FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def sweep(ctx: Context) -> Context:
+    """Set ``ctx.sweep``: rows ``{"group", "layer", "index", "channels", "baseline",
+    "fraction", "kept", "accuracy"}``, one per group and fraction (``options.fractions``,
+    default 0.1 … 0.9)."""
+    if ctx.data is None:
+        raise RecipeError("sensitivity analysis needs data",
+                          hint="add `data digits;` (or another source) or pass --data")
+    live = [sel for sel in ctx.selections if sel.skipped_by is None]
+    found = run_trials(ctx, live, list(ctx.options.fractions or FRACTIONS))
+    rows = []
+    for sel in live:
+        layer = ctx.analysis.layers[sel.selected[0]]
+        for row in found[sel.group.id]:
+            rows.append({"group": sel.group.id, "layer": layer.name, "index": layer.index,
+                         "channels": sel.group.size, "baseline": ctx.baseline["accuracy"],
+                         **row})
+    ctx.sweep = rows
+    return ctx
