@@ -5,7 +5,9 @@ Depends on torch alone. Every model is ``torch.fx.symbolic_trace``-able and is r
 
 Adding a model: write its factory (a plain function returning an ``nn.Module``, keyword
 arguments such as ``num_classes`` allowed) in a module of this package, then call
-:func:`register` with a :class:`ZooEntry` at the bottom of this file.
+:func:`register` with a :class:`ZooEntry` at the bottom of this file. A model whose input is
+not a float image (token ids) also gives the entry an ``example`` maker; :func:`example_input`
+uses it.
 """
 from __future__ import annotations
 
