@@ -5,11 +5,14 @@ Depends on torch alone. Every model is ``torch.fx.symbolic_trace``-able and is r
 
 Adding a model: write its factory (a plain function returning an ``nn.Module``, keyword
 arguments such as ``num_classes`` allowed) in a module of this package, then call
-:func:`register` with a :class:`ZooEntry` at the bottom of this file.
+:func:`register` with a :class:`ZooEntry` at the bottom of this file. A model whose input is
+not a float image (token ids) also gives the entry an ``example`` maker; :func:`example_input`
+uses it.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
 import torch
@@ -28,6 +31,9 @@ from .regnet import RegNet, regnety_400mf
 from .resnext import resnext50_32x4d
 from .shufflenet import ShuffleNetV2, shufflenet_v2_x1_0
 from .unet import UNet, unet
+from .vit import VisionTransformer, vit_tiny
+from .bert import BertForSequenceClassification, bert_tiny
+from .llama import LlamaForCausalLM, llama_tiny
 
 __all__ = [
     "ZooEntry", "ZOO", "register", "names", "entry", "build",
@@ -38,6 +44,9 @@ __all__ = [
     "inception_cifar", "shufflenet_v2_x1_0", "convnext_tiny", "regnety_400mf", "unet",
     "MobileNetV2", "MobileNetV3", "EfficientNet", "DenseNet", "InceptionCifar", "ShuffleNetV2",
     "ConvNeXt", "RegNet", "UNet", "digits_cnn", "DigitsCNN",
+    "example_input", "token_ids",
+    "vit_tiny", "bert_tiny", "llama_tiny",
+    "VisionTransformer", "BertForSequenceClassification", "LlamaForCausalLM",
 ]
 
 
@@ -48,6 +57,9 @@ class ZooEntry:
     input_shape: tuple[int, ...]      # without the batch dimension, e.g. (3, 32, 32)
     description: str
     paper: str = ""                   # e.g. "Li et al. 2017, Table 1"
+    # makes a batch of example inputs where the input is not a float image, e.g. token ids
+    # (batch, T) with input_shape (T,): example(batch, generator) -> Tensor
+    example: Callable[[int, torch.Generator], torch.Tensor] | None = None
 
 
 ZOO: dict[str, ZooEntry] = {}
@@ -86,6 +98,34 @@ def build(name: str, seed: int = 0, **kwargs) -> nn.Module:
         torch.manual_seed(seed)
         model = e.factory(**kwargs)
     return model.eval()
+
+
+def example_input(name: str, batch: int = 1, seed: int = 0) -> torch.Tensor:
+    """An example input batch for ``name``, drawn from ``torch.Generator().manual_seed(seed)``.
+
+    The entry's ``example`` makes it where there is one (token ids for language models);
+    otherwise it is ``torch.randn((batch, *input_shape))``.
+
+    >>> example_input("vgg16_cifar", batch=2).shape
+    torch.Size([2, 3, 32, 32])
+    >>> ids = example_input("llama_tiny", batch=2)
+    >>> ids.shape == (2, *entry("llama_tiny").input_shape), ids.dtype
+    (True, torch.int64)
+    """
+    e = entry(name)
+    generator = torch.Generator().manual_seed(seed)
+    if e.example is not None:
+        return e.example(batch, generator)
+    return torch.randn((batch, *e.input_shape), generator=generator)
+
+
+def token_ids(batch: int, generator: torch.Generator, *, vocab: int, length: int) -> torch.Tensor:
+    """Uniform random token ids (batch, length) in [0, vocab): a ZooEntry ``example``.
+
+    >>> token_ids(2, torch.Generator().manual_seed(0), vocab=10, length=4).shape
+    torch.Size([2, 4])
+    """
+    return torch.randint(0, vocab, (batch, length), generator=generator)
 
 
 _LI2017 = "Li et al. 2017, Table 1"
@@ -170,3 +210,23 @@ register(ZooEntry(
     "Small CNN for the bundled 8x8 UCI digits (3 convs + 2 linears, ~1.8M MACs); "
     "a trained checkpoint ships as pruneql/zoo/digits_cnn.pt",
     "PruneQL demo model"))
+
+register(ZooEntry(
+    "vit_tiny", vit_tiny, (3, 224, 224),
+    "ViT-Ti/16 (embed 192, depth 12, 3 heads, MLP 768): patch conv 16x16/16, class token, "
+    "fused-qkv attention (SDPA), timm vit_tiny_patch16_224 layout",
+    "Dosovitskiy et al. 2021; DeiT-Ti size: Touvron et al. 2021"))
+_TEXT_LENGTH = 32
+register(ZooEntry(
+    "bert_tiny", bert_tiny, (_TEXT_LENGTH,),
+    "BERT-Tiny sequence classifier (2 layers, hidden 128, 2 heads, intermediate 512, "
+    "2 labels): input token ids, Hugging Face BertForSequenceClassification layout",
+    "Devlin et al. 2019; BERT-Tiny size: Turc et al. 2019",
+    example=partial(token_ids, vocab=30522, length=_TEXT_LENGTH)))
+register(ZooEntry(
+    "llama_tiny", llama_tiny, (_TEXT_LENGTH,),
+    "Byte-level Llama (vocab 256, 2 layers, hidden 128, 4 heads / 2 KV heads, SwiGLU 384, "
+    "RoPE, RMSNorm): input token ids, logits per position, Hugging Face LlamaForCausalLM "
+    "layout",
+    "Touvron et al. 2023 (Llama); GQA: Ainslie et al. 2023",
+    example=partial(token_ids, vocab=256, length=_TEXT_LENGTH)))
