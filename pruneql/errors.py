@@ -46,6 +46,9 @@ class PruneQLError(Exception):
         self.span = span
         self.hint = hint
 
+    def __reduce__(self):         # pickled whole (torchrun broadcasts errors to every rank)
+        return (type(self), (self.message, self.span, self.hint))
+
     def __str__(self) -> str:
         parts = [f"error: {self.message}"]
         if self.span is not None:
@@ -102,6 +105,18 @@ class DataError(PruneQLError):
     """The data source cannot be found, read or turned into batches."""
 
     stage = "data"
+
+
+class TrainError(PruneQLError):
+    """Training (fine-tuning, recovery steps) diverged or cannot run."""
+
+    stage = "train"
+
+
+class DistributedError(PruneQLError):
+    """The ranks of a distributed run disagree."""
+
+    stage = "distributed"
 
 
 class EmitError(PruneQLError):

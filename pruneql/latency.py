@@ -54,7 +54,7 @@ def layer_table(analysis, model: torch.nn.Module, example_inputs: tuple) -> dict
     proportional to their FLOPs); ``"<rest>"`` is everything else in the model."""
     table = {}
     for layer in analysis.layers.values():
-        if layer.kind in PRODUCER_KINDS and layer.in_shape is not None:
+        if layer.kind in PRODUCER_KINDS and layer.in_shape is not None and not layer.functional:
             table[layer.name] = _fit(layer)
     whole = median_ms(lambda: model(*example_inputs))
     table["<rest>"] = max(0.0, whole - sum(a + b * layer_flops(analysis.layers[n])

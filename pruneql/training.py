@@ -2,18 +2,24 @@
 
 Under ``torchrun`` (``torch.distributed`` initialised with more than one process) training
 wraps the model in DistributedDataParallel — gradients are averaged across ranks, each rank
-reads its shard of the training data — while evaluation runs the full validation set on
-every rank, so all ranks agree on the best epoch.
+reads its shard of the training data, on ``cuda:LOCAL_RANK`` under nccl — while evaluation
+runs the full validation set on every rank, so all ranks agree on the best epoch.
 """
 from __future__ import annotations
 
 import copy
-import os
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from pruneql.distributed import device as train_device
+from pruneql.distributed import init_distributed, world
+from pruneql.errors import TrainError
+
+__all__ = ["Progress", "Hyper", "History", "evaluate", "train", "train_steps", "world",
+           "init_distributed", "finite_weights", "optimizer_for"]
 
 
 class Progress:
@@ -47,36 +53,42 @@ class History:
     best_epoch: int = 0
 
 
-def world() -> tuple:
-    """(rank, world size) of this process; (0, 1) outside torchrun."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
-
-def init_distributed() -> tuple:
-    """Join the process group torchrun describes (gloo on CPU, nccl on GPU), if any."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and torch.distributed.is_available() \
-            and not torch.distributed.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        torch.distributed.init_process_group(backend)
-    return world()
-
-
 @torch.no_grad()
 def evaluate(model: nn.Module, loader) -> dict:
-    """Accuracy (fraction in [0, 1]) and mean cross-entropy over ``loader``."""
+    """Accuracy (fraction in [0, 1]) and mean cross-entropy over ``loader``.
+
+    A model whose outputs are not finite has no accuracy: argmax of NaN logits would
+    count as class 0, so this raises instead."""
     was_training = model.training
     model.eval()
     correct = total = 0
     loss = 0.0
+    device = _device(model)
     for x, y in loader:
+        x, y = x.to(device), y.to(device)
         out = model(x)
+        if not torch.isfinite(out).all():
+            raise TrainError("the model's outputs are not finite (NaN or infinity) on the "
+                             "validation data",
+                             hint="check the data and the weights for NaN/inf; a diverged "
+                                  "fine-tuning is stopped before it gets here")
         loss += F.cross_entropy(out, y, reduction="sum").item()
         correct += (out.argmax(1) == y).sum().item()
         total += len(y)
     model.train(was_training)
     return {"accuracy": correct / max(total, 1), "loss": loss / max(total, 1)}
+
+
+def _device(model: nn.Module) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+def finite_weights(model: nn.Module) -> bool:
+    """Whether every parameter and buffer of ``model`` is finite."""
+    return all(bool(torch.isfinite(t).all()) for t in
+               list(model.parameters()) + list(model.buffers()) if t.is_floating_point())
 
 
 def optimizer_for(model: nn.Module, hyper: Hyper) -> torch.optim.Optimizer:
@@ -103,10 +115,13 @@ def train(model: nn.Module, data, hyper: Hyper, progress: Progress | None = None
         history.epochs.append({"epoch": epoch, "loss": sum(losses) / max(len(losses), 1),
                                "accuracy": result["accuracy"]})
         progress.advance(task, 0, epoch=epoch, accuracy=result["accuracy"])
-        if result["accuracy"] > history.best_accuracy:
+        if result["accuracy"] > history.best_accuracy and finite_weights(model):
             history.best_accuracy, history.best_epoch = result["accuracy"], epoch
             best = copy.deepcopy(model.state_dict())
     model.load_state_dict(best)
+    if not finite_weights(model):
+        raise TrainError("fine-tuning left weights that are not finite; nothing is kept",
+                         hint="lower the learning rate, or check the data for NaN/inf")
     model.eval()
     progress.end(task, accuracy=history.best_accuracy)
     return history
@@ -130,13 +145,27 @@ def train_steps(model: nn.Module, data, steps: int, hyper: Hyper) -> float:
 
 def _stepper(model: nn.Module, hyper: Hyper):
     rank, size = world()
-    net = torch.nn.parallel.DistributedDataParallel(model) if size > 1 else model
+    where = train_device()
+    if where.type == "cuda":
+        model.to(where)
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[where.index])
+    else:
+        net = torch.nn.parallel.DistributedDataParallel(model) if size > 1 else model
     opt = optimizer_for(model, hyper)
+
+    device = _device(model)
+    count = [0]
 
     def step(x, y) -> float:
         net.train()
+        count[0] += 1
         opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(net(x), y)
+        loss = F.cross_entropy(net(x.to(device)), y.to(device))
+        if not torch.isfinite(loss):
+            raise TrainError(f"the training loss became {loss.item()} at step {count[0]} "
+                             f"(lr {hyper.lr:g}); training stopped and nothing is kept",
+                             hint="lower the learning rate, or check the data for NaN/inf "
+                                  "values")
         loss.backward()
         opt.step()
         return loss.item()

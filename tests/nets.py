@@ -103,3 +103,29 @@ class RandomNet(nn.Module):
         x = self.blocks(self.stem(x))
         x = torch.flatten(x, 1) if self.flatten else F.adaptive_avg_pool2d(x, 1).flatten(1)
         return self.head(x)
+
+
+# ---- factories named by recipes in tests (the trust model) -------------------------------
+
+class Small(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 8, 3), nn.Conv2d(8, 4, 1)
+
+    def forward(self, x):
+        return self.b(torch.relu(self.a(x)))
+
+
+def marking_factory() -> nn.Module:
+    """Leaves a file at $PRUNEQL_TEST_MARKER: proof that it ran."""
+    import os
+
+    marker = os.environ.get("PRUNEQL_TEST_MARKER")
+    if marker:
+        open(marker, "w").close()
+    return Small()
+
+
+def exiting_factory() -> nn.Module:
+    """An argparse-style builder that exits instead of returning."""
+    raise SystemExit(2)

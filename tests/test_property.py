@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from tests.helpers import analyzed, params, prune_with, random_pick
 from tests.nets import BLOCKS, RandomNet
+from tests.test_zoo_coverage import counted_macs
 
 nets = st.fixed_dictionaries({
     "kinds": st.lists(st.sampled_from(BLOCKS), min_size=1, max_size=5),
@@ -30,3 +31,7 @@ def test_random_nets_survive_random_removals(spec):
     assert params(ctx.pruned) == ctx.report.after["params"]
     with torch.no_grad():
         assert ctx.pruned(x).shape == net(x).shape
+    # FLOPs are what runs: torch's counter agrees before and after (within 1%)
+    assert abs(ctx.report.before["flops"] - counted_macs(net, x)) <= 0.01 * counted_macs(net, x)
+    assert abs(ctx.report.after["flops"] - counted_macs(ctx.pruned, x)) \
+        <= 0.01 * counted_macs(ctx.pruned, x)

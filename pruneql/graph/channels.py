@@ -34,6 +34,7 @@ class Layer:
     out_shape: tuple | None
     index: int | None = None       # Li et al.'s numbering: convs other than 1x1, 1-based
     more_calls: list = field(default_factory=list)   # (in, out shape) of later calls
+    functional: bool = False       # an F.conv2d/F.linear call (frozen): module describes it
 
     def attributes(self) -> dict:
         """The attributes a recipe's ``where`` predicate may test."""
@@ -249,17 +250,20 @@ def analyze(gm: fx.GraphModule) -> ChannelAnalysis:
 def _collect_layers(walker: Walker) -> dict:
     """One Layer per module; a module called again adds the shapes of that call."""
     layers = {}
-    for node, kind, in_ids, out_ids in walker.calls:
+    for node, kind, in_ids, out_ids, name, module in walker.calls:
         src = next((a for a in node.all_input_nodes
                     if a.meta.get("pruneql.shape") is not None), None)
         in_shape = src.meta["pruneql.shape"] if src is not None else None
         out_shape = node.meta.get("pruneql.shape")
-        if node.target in layers:
-            layers[node.target].more_calls.append((in_shape, out_shape))
+        name = name or node.target
+        if name in layers:
+            layers[name].more_calls.append((in_shape, out_shape))
             continue
-        layers[node.target] = Layer(
-            name=node.target, node=node.name, kind=kind, module=walker.modules[node.target],
-            in_elems=in_ids, out_elems=out_ids, in_shape=in_shape, out_shape=out_shape)
+        layers[name] = Layer(
+            name=name, node=node.name, kind=kind,
+            module=module if module is not None else walker.modules[node.target],
+            in_elems=in_ids, out_elems=out_ids, in_shape=in_shape, out_shape=out_shape,
+            functional=module is not None)
     return layers
 
 

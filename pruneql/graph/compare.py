@@ -26,6 +26,7 @@ class Comparison:
     errors: list = field(default_factory=list)
     failed: str | None = None
     worst: int | None = None          # index of the output with the largest error
+    undecided: bool = False           # a NaN or infinity: nothing can be concluded
 
     @property
     def max_error(self) -> float:
@@ -49,6 +50,7 @@ def compare(expected, actual, tol: float = TOLERANCE) -> Comparison:
         found.errors.append(error)
         if problem and found.failed is None:
             found.failed = problem
+            found.undecided = "not finite" in problem
     if found.errors:
         found.worst = max(range(len(found.errors)), key=found.errors.__getitem__)
     return found

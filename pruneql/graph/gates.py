@@ -17,7 +17,7 @@ from pruneql.graph.channels import PRODUCER_KINDS, ChannelAnalysis
 def consumers(analysis: ChannelAnalysis) -> list:
     """Layers whose input channels can be removed: conv, transposed conv, linear."""
     return [l for l in analysis.layers.values()
-            if l.kind in PRODUCER_KINDS and l.in_elems is not None]
+            if l.kind in PRODUCER_KINDS and l.in_elems is not None and not l.functional]
 
 
 def channel_dim(layer) -> int:

@@ -167,6 +167,10 @@ class Walker:
             if node.args[1:] == ("shape",):
                 self.size(node)
             return None
+        function = getattr(node.target, "autograd_function", None)
+        if function is not None:
+            return self.opaque(node, f"custom autograd.Function {function.__name__} (kept as "
+                                     f"a call, so training uses its own backward)")
         return self.opaque(node, f"op {ops.describe(node)} is not modelled")
 
     def on_call_method(self, node):
@@ -218,12 +222,31 @@ class Walker:
             size = module.in_channels if kind == "conv" else module.in_features
             self.add_call(node, kind, self.frozen_input(node, size, reason))
 
-    def add_call(self, node, kind: str, in_ids, out_ids=None) -> None:
-        """Record a layer; its output ids are the node's space unless given."""
+    def add_call(self, node, kind: str, in_ids, out_ids=None, name=None, module=None) -> None:
+        """Record a layer; its output ids are the node's space unless given; a functional
+        layer comes with a name and a module describing it."""
         if out_ids is None:
             space = self.spaces.get(node.name)
             out_ids = space.flat() if space is not None else None
-        self.calls.append((node, kind, in_ids, out_ids))
+        self.calls.append((node, kind, in_ids, out_ids, name, module))
+
+    def functional_layer(self, node) -> None:
+        """``F.conv2d`` / ``F.linear`` left after modularize (a computed or shared weight):
+        frozen, but a layer of the table, so its FLOPs count and the plan names it."""
+        args = dict(zip(("input", "weight", "bias"), node.args), **node.kwargs)
+        weight = args.get("weight")
+        shape = _shape(weight)
+        if shape is None:
+            return self.opaque(node, f"op {ops.describe(node)} with an unknown weight")
+        name = _functional_name(node, weight)
+        reason = f"{ops.describe(node)} with a weight PruneQL cannot slice ('{name}')"
+        self.opaque(node, reason)
+        kind, module = _describing_module(node, shape, args)
+        in_ids = self.frozen_input(node, module.in_channels if kind == "conv"
+                                   else module.in_features, reason)
+        out = self.space(node)
+        self.add_call(node, kind, in_ids, out.flat() if out is not None else None,
+                      name=name, module=module)
 
     def spatial(self, node) -> None:
         """Pooling, resizing, spatial padding: each channel of an (N, C, ...) tensor alone,
@@ -549,6 +572,33 @@ class Walker:
         self.set_space(node, space.ids, space.dim - shift)
 
 
+def _functional_name(node, weight) -> str:
+    """``owner.conv2d`` for ``F.conv2d(x, owner.weight)``, else the node's name."""
+    fn = getattr(node.target, "__name__", "layer")
+    if isinstance(weight, fx.Node) and weight.op == "get_attr":
+        owner = weight.target.rpartition(".")[0]
+        return f"{owner}.{fn}" if owner else fn
+    return node.name
+
+
+_CONV_OPTIONS = ("stride", "padding", "dilation", "groups")
+
+
+def _describing_module(node, shape: tuple, args: dict) -> tuple:
+    """(kind, a module on the meta device with the call's configuration)."""
+    bias = args.get("bias") is not None
+    if len(shape) == 2:
+        return "linear", nn.Linear(shape[1], shape[0], bias=bias, device="meta")
+    given = dict(zip(_CONV_OPTIONS, node.args[3:]), **{k: v for k, v in node.kwargs.items()
+                                                         if k in _CONV_OPTIONS})
+    given = {k: v for k, v in given.items() if not isinstance(v, fx.Node)}
+    groups = given.get("groups", 1) if isinstance(given.get("groups", 1), int) else 1
+    cls = {3: nn.Conv1d, 4: nn.Conv2d, 5: nn.Conv3d}[len(shape)]
+    module = cls(shape[1] * groups, shape[0], shape[2:], bias=bias, device="meta",
+                 **{k: v for k, v in given.items() if k != "groups"}, groups=groups)
+    return "conv", module
+
+
 def _channel_count_uses(node, rank: int, channel_dims: set) -> list:
     """Nodes that use a channel count read by the size query ``node`` (``x.size(1)``,
     ``x.shape[1]``, ``x.size()``), looking through indexing and integer arithmetic."""
@@ -559,8 +609,9 @@ def _channel_count_uses(node, rank: int, channel_dims: set) -> list:
     found = []
     for user in node.users:                    # a whole shape: which entries are read?
         index = user.args[1] if user.target is operator.getitem else None
-        if isinstance(index, int):
-            if index % max(rank, 1) in channel_dims:
+        if isinstance(index, (int, slice)):
+            read = range(rank)[index] if isinstance(index, slice) else [index % max(rank, 1)]
+            if channel_dims & set(read):
                 found += _int_uses(user)
         else:
             found.append(user)
@@ -733,6 +784,10 @@ _FUNCTION_HANDLERS = {
     torch.nn.functional.pad: Walker.pad,
     torch.nn.functional.layer_norm: lambda w, node: w.layer_norm(node, None),
     torch.nn.functional.batch_norm: Walker.functional_norm,
+    **{f: Walker.functional_layer for f in (torch.nn.functional.conv1d,
+                                             torch.nn.functional.conv2d,
+                                             torch.nn.functional.conv3d,
+                                             torch.nn.functional.linear)},
     torch.nn.functional.instance_norm: Walker.functional_norm,
     operator.getitem: Walker.getitem,
 }

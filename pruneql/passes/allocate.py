@@ -19,6 +19,7 @@ import math
 
 import numpy as np
 
+from pruneql.distributed import from_leader
 from pruneql.errors import PlanError
 from pruneql.graph.budget import Costs, spend
 from pruneql.graph.channels import layer_params
@@ -32,11 +33,17 @@ _SLACK = 0.005     # a budget counts as met within half a percent of the baselin
 
 
 def allocate(ctx: Context) -> Context:
-    """Advance ``ctx.cut`` by one round; it is ``done`` after the last."""
+    """Advance ``ctx.cut`` by one round; it is ``done`` after the last. Under torchrun
+    rank 0 decides and every rank takes its decision."""
     if ctx.cut is None:
         ctx.cut = _new_cut(ctx)
     cut = ctx.cut
-    cut.round += 1
+    cut.removed, cut.final, cut.done, cut.round, ctx.target = from_leader(lambda: _round(ctx))
+    return ctx
+
+
+def _round(ctx: Context) -> tuple:
+    ctx.cut.round += 1
     target, steps = ctx.recipe.first(ast.Target), ctx.recipe.first(ast.Iterate)
     if target is not None:
         _budget_round(ctx, target, steps)
@@ -44,7 +51,7 @@ def allocate(ctx: Context) -> Context:
         _iterate_round(ctx, steps.steps)
     else:
         _one_shot_round(ctx)
-    return ctx
+    return ctx.cut.removed, ctx.cut.final, ctx.cut.done, ctx.cut.round, ctx.target
 
 
 def _new_cut(ctx: Context) -> Cut:

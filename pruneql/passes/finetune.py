@@ -1,6 +1,7 @@
 """Recover accuracy: fine-tune the pruned model (Li et al. retrain; Molchanov et al.)."""
 from __future__ import annotations
 
+from pruneql.distributed import agree
 from pruneql.graph.copying import own_tensors
 from pruneql.lang import ast
 from pruneql.passes.context import Context
@@ -27,6 +28,7 @@ def finetune(ctx: Context) -> Context:
     if stmt is None:
         return ctx
     own_tensors(ctx.pruned, ctx.borrowed)
+    agree("pruned model", ctx.pruned)       # under torchrun: every rank the same
     history = train(ctx.pruned, ctx.data, hyper_of(stmt), ctx.progress)
     ctx.recovery.update(finetuned={"accuracy": history.best_accuracy},
                         history=history.epochs)

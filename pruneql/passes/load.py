@@ -160,7 +160,7 @@ def _example(ctx: Context, name: str | None) -> torch.Tensor:
     if shape is None and stmt is not None:
         shape = stmt.shape
     if shape is None and name in zoo.ZOO:
-        shape = zoo.entry(name).input_shape
+        return zoo.example_input(name, batch=1, seed=ctx.options.seed)
     if shape is None:
         raise ModelError("no example input shape for tracing",
                          hint="add `input 3x32x32;` to the recipe or pass --input 3x32x32")

@@ -3,6 +3,7 @@ K minibatch updates of the network with the removed channels gated off (Molchano
 """
 from __future__ import annotations
 
+from pruneql.distributed import agree
 from pruneql.graph.copying import own_tensors
 from pruneql.graph.gates import gated
 from pruneql.lang import ast
@@ -19,6 +20,7 @@ def recover(ctx: Context) -> Context:
         return ctx
     if not ctx.rounds:           # the first update: train our own tensors, not the caller's
         own_tensors(ctx.gm, ctx.borrowed)
+    agree("gated model", ctx.gm)
     with gated(ctx.gm, ctx.analysis, ctx.cut.removed):
         loss = train_steps(ctx.gm, ctx.data, steps.finetune_steps,
                            hyper_of(ctx.recipe.first(ast.Finetune)))

@@ -22,8 +22,9 @@ def rewrite(ctx: Context) -> Context:
     cut, analysis = ctx.cut, ctx.analysis
     modules = dict(pruned.named_modules())
     for layer in analysis.layers.values():
-        _slice(modules[layer.name], layer.kind, cut.keep_index(layer.in_elems),
-               cut.keep_index(layer.out_elems))
+        keep_in, keep_out = cut.keep_index(layer.in_elems), cut.keep_index(layer.out_elems)
+        if keep_in is not None or keep_out is not None:
+            _slice(modules[layer.name], layer.kind, keep_in, keep_out)
     for param in analysis.params.values():
         _slice_param(pruned, param, cut.keep_index(param.ids))
     keep = _Keep(cut)

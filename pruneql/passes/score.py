@@ -11,6 +11,7 @@ import numpy as np
 
 from pruneql.criteria import DATA_CRITERIA, group_weight_scores, random_scores
 from pruneql.criteria.data_driven import data_scores
+from pruneql.distributed import from_leader
 from pruneql.lang import ast
 from pruneql.passes.context import Context
 
@@ -23,7 +24,8 @@ def score(ctx: Context) -> Context:
     this allocation round cuts: all live groups, or with ``strategy greedy`` (Li et al.)
     the next one, scored without the kernels that read channels already removed."""
     removed = ctx.cut.removed if ctx.cut is not None else None
-    ctx.scores = scores_of(ctx, pending(ctx), removed)
+    # under torchrun rank 0 scores (on the same batches as a single process) for all
+    ctx.scores = from_leader(lambda: scores_of(ctx, pending(ctx), removed))
     return ctx
 
 

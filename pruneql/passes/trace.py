@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from pruneql.errors import TraceError
+from pruneql.errors import TraceError, VerifyError
 from pruneql.graph.compare import compare
 from pruneql.graph.trace import propagate_shapes, second_batch, symbolic_trace
 from pruneql.passes.context import Context
@@ -46,6 +46,11 @@ def _shapes(gm, batch: tuple, example: tuple, fake_ok: bool) -> tuple:
 def _eager_check(model, batch: tuple, traced_outputs) -> dict:
     """The traced graph must compute what the model itself computes."""
     found = compare(model(*batch), traced_outputs)
+    if found.undecided:
+        raise VerifyError(f"the model's outputs on random inputs are not finite, so no check "
+                          f"can decide whether the pruned model is right: {found.failed}",
+                          hint="give an example input the model computes finite outputs for "
+                               "(`input`, --input), or pass --no-verify (nothing is proven)")
     if found.failed:
         raise TraceError(f"the traced graph does not compute what the model computes: "
                          f"{found.failed} (on a batch of {len(batch[0])})",

@@ -34,6 +34,10 @@ def verify(ctx: Context) -> Context:
         expected = masked_module(ctx.gm, ctx.cut)(*inputs)
         actual = ctx.pruned(*inputs)
     found = compare(expected, actual)
+    if found.undecided:
+        raise VerifyError(f"verify cannot decide: {found.failed}",
+                          hint="the masked original or the pruned model computes NaN or "
+                               "infinity on the check inputs; nothing is written")
     if found.failed:
         raise VerifyError(f"the pruned model differs from the masked original: {found.failed}",
                           hint=_BUG)
