@@ -16,6 +16,7 @@ first takes its own with :func:`own_tensors`.
 from __future__ import annotations
 
 import copy
+import warnings
 
 import torch
 from torch import nn
@@ -37,7 +38,9 @@ def tensor_ids(module: nn.Module) -> frozenset:
 def share_copy(module: nn.Module) -> nn.Module:
     """A deep copy of ``module`` that shares its parameters and buffers."""
     memo = {id(t): t for t in _tensors(module)}
-    return copy.deepcopy(module, memo)
+    with warnings.catch_warnings():      # pytree specs of exported graphs warn when copied
+        warnings.simplefilter("ignore", FutureWarning)
+        return copy.deepcopy(module, memo)
 
 
 def own_tensors(module: nn.Module, borrowed: frozenset) -> nn.Module:

@@ -57,17 +57,15 @@ def _modularize_call(gm: fx.GraphModule, node: fx.Node, called: set) -> bool:
     module = _module_for(node.target, call, tensors)
     if module is None:
         return False
-    name = _free_name(gm, params[0].target.rpartition(".")[0], node.target.__name__)
-    gm.add_submodule(name, module)
+    owner = params[0].target.rpartition(".")[0]
     with gm.graph.inserting_before(node):
-        replacement = gm.graph.call_module(name, (call["input"],))
+        replacement = gm.graph.call_module(_place(gm, owner, params, module, node),
+                                           (call["input"],))
     replacement.meta.update(node.meta)
     node.replace_all_uses_with(replacement)
     gm.graph.erase_node(node)
     for p in params:
-        owner, _, attr = p.target.rpartition(".")
         gm.graph.erase_node(p)
-        delattr(gm.get_submodule(owner) if owner else gm, attr)
     return True
 
 
@@ -88,6 +86,27 @@ def _module_for(fn, call: dict, tensors: list):
     module.weight = weight
     module.bias = bias
     return module
+
+
+def _place(gm: fx.GraphModule, owner: str, params: list, module: nn.Module, node) -> str:
+    """Install ``module`` and return its name. A plain container holding just these
+    parameters (what ``torch.export`` makes of a user's Conv2d) is replaced, so the layer
+    keeps the user's name; otherwise it goes beside the owner as ``owner.conv2d``."""
+    container = gm.get_submodule(owner) if owner else None
+    moved = {p.target.rpartition(".")[2] for p in params}
+    if container is not None and type(container) is nn.Module and \
+            not any(True for _ in container.children()) and \
+            set(container._parameters) | set(container._buffers) <= moved:
+        parent, _, name = owner.rpartition(".")
+        setattr(gm.get_submodule(parent) if parent else gm, name, module)
+        return owner
+    for p in params:
+        attr_owner, _, attr = p.target.rpartition(".")
+        delattr(gm.get_submodule(attr_owner) if attr_owner else gm, attr)
+    name = _free_name(gm, owner, node.target.__name__)
+    gm.add_submodule(name, module)
+    return name
+
 
 
 def _inside_called(target: str, called: set) -> bool:
