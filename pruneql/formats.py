@@ -44,8 +44,8 @@ TOLERANCE = {"torchscript": 1e-5, "export": 1e-5, "onnx": 1e-4}
 ONNX_PACKAGES = ("onnx", "onnxscript", "onnxruntime")
 ONNX_HINT = 'pip install "pruneql[onnx]"'
 
+SUFFIXES = {"torchscript": ".pt", "export": ".pt2", "onnx": ".onnx"}    # for default names
 _KNOWN = ".pt, .pth, .ts (TorchScript), .pt2 (torch.export program), .onnx (ONNX)"
-_SUFFIX = {"torchscript": ".pt", "export": ".pt2", "onnx": ".onnx"}
 
 
 # --- destinations ---------------------------------------------------------------------------
@@ -71,7 +71,7 @@ def format_for(path, fmt: str | None = None) -> str:
     if fmt is not None and fmt != implied:
         raise EmitError(f"output '{os.fspath(path)}' names an {implied} file, but the format "
                         f"asked for is {fmt}",
-                        hint=f"name the output *{_SUFFIX[fmt]}, or drop the format")
+                        hint=f"name the output *{SUFFIXES[fmt]}, or drop the format")
     return implied
 
 
@@ -497,11 +497,14 @@ def check_file(path, module: torch.nn.Module, example_inputs, fmt: str | None = 
     non-finite values failing. Returns the batch sizes, the worst error and the tolerance.
 
     >>> from torch import nn
+    >>> model, x = nn.Linear(4, 2), torch.randn(1, 4)
     >>> path = os.path.join(tempfile.mkdtemp(), "l.pt")
-    >>> write_atomic(path, serialize(nn.Linear(4, 2), torch.randn(1, 4))) == path
+    >>> write_atomic(path, serialize(model, x)) == path
     True
+    >>> check_file(path, model, x)["batch_sizes"]
+    [1, 2]
     >>> try:                      # another Linear: other random weights
-    ...     check_file(path, nn.Linear(4, 2), torch.randn(1, 4))
+    ...     check_file(path, nn.Linear(4, 2), x)
     ... except EmitError as err:
     ...     print(err.message[:50])
     the written torchscript file differs from the mode
