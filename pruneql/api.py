@@ -12,7 +12,8 @@ from pruneql import lang, passes
 from pruneql.errors import PruneQLError, RecipeError
 from pruneql.lang.ast import Emit, Recipe
 from pruneql.passes.context import Context, Options
-from pruneql.passes.emit import check_target, format_for, write
+from pruneql.passes.emit import SUFFIXES, check_target
+from pruneql.formats import save
 from pruneql.report import Report
 from pruneql.training import Progress, init_distributed, world
 
@@ -63,17 +64,20 @@ class Result:
     written: dict | None = None       # what emit wrote: {"path", "format", ...}
 
     def save(self, path=None, format: str | None = None, force: bool = False) -> str:
-        """Write TorchScript (``.pt2`` or ``format="export"``: a torch.export program)."""
+        """Write the pruned model: TorchScript (``.pt``), a torch.export program (``.pt2``)
+        or ONNX (``.onnx``), as the extension or ``format`` says; the file is reloaded and
+        checked against the module before it is put in place. Returns the path written."""
         stmt = self.recipe.first(Emit)
         if path is None and stmt is not None and stmt.path:
             path = stmt.path
+            format = format or stmt.format
         if path is None:
             raise RecipeError("no output path", hint="pass a path, or add `emit torchscript "
                                                      "\"out.pt\"` to the recipe")
-        if format is None and stmt is not None and not str(path).endswith(".pt2"):
-            format = stmt.format
-        return write(self.module, self.example_inputs, path, format, force,
-                     inputs=(self.model_path,))
+        inputs = (self.model_path, self.recipe.path)
+        self.written = save(self.module, self.example_inputs, path, format, force,
+                            inputs=tuple(p for p in inputs if p))
+        return self.written["path"]
 
 
 def output_for(spec: str, recipe: Recipe) -> str:
@@ -83,8 +87,7 @@ def output_for(spec: str, recipe: Recipe) -> str:
     if emit is not None and emit.path:
         return emit.path
     stem = os.path.splitext(os.path.basename(str(spec)))[0]
-    suffix = ".pt2" if emit is not None and emit.format == "export" else ".pt"
-    return f"{stem}-pruned{suffix}"
+    return f"{stem}-pruned{SUFFIXES[emit.format if emit is not None else 'torchscript']}"
 
 
 def _context(spec, model, example_inputs, progress=None, **options) -> Context:

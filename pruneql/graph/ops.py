@@ -53,7 +53,8 @@ SPATIAL_FUNCTIONS = {
 }
 PASS_METHODS = {
     "relu", "relu_", "sigmoid", "sigmoid_", "tanh", "tanh_", "contiguous", "clone",
-    "detach", "float", "half", "double", "neg", "abs", "exp", "sqrt", "rsqrt", "square",
+    "detach", "detach_", "float", "half", "double", "neg", "abs", "exp", "sqrt", "rsqrt",
+    "square", "to", "type_as", "round", "pow", "clamp_min", "clamp_max",
 }
 # elementwise with optional bounds: channel-wise when the bounds are numbers
 CLAMP_FUNCTIONS = {torch.clamp, torch.clip}
@@ -78,7 +79,14 @@ BINARY_METHODS = {"add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_",
                   "maximum", "minimum"}
 CAT_FUNCTIONS = {torch.cat, torch.concat}
 FLATTEN_FUNCTIONS = {torch.flatten}
-RESHAPE_METHODS = {"view", "reshape", "flatten"}
+RESHAPE_METHODS = {"view", "reshape", "flatten", "unflatten", "reshape_as", "view_as",
+                   "unsqueeze", "squeeze"}
+RESHAPE_FUNCTIONS = {torch.reshape, torch.unsqueeze, torch.squeeze, torch.unflatten}
+# same values, sizes given anew (broadcast): channel-wise while the channel sizes stay
+EXPAND_METHODS = {"expand", "expand_as"}
+STACK_FUNCTIONS = {torch.stack}
+UNBIND_FUNCTIONS = {torch.unbind}
+UNBIND_METHODS = {"unbind"}
 REDUCE_FUNCTIONS = {torch.mean, torch.sum, torch.amax, torch.amin}
 REDUCE_METHODS = {"mean", "sum", "amax", "amin"}
 PERMUTE_FUNCTIONS = {torch.permute, torch.transpose}

@@ -167,6 +167,8 @@ class Walker:
             if node.args[1:] == ("shape",):
                 self.size(node)
             return None
+        if getattr(node.target, "__name__", "") == "stochastic_depth":
+            return self.stochastic_depth(node)
         function = getattr(node.target, "autograd_function", None)
         if function is not None:
             return self.opaque(node, f"custom autograd.Function {function.__name__} (kept as "
@@ -298,9 +300,22 @@ class Walker:
         self.pin(ids, reason)
         return ids
 
+    def channels_at_1(self, node) -> np.ndarray | None:
+        """The input's channel ids at dim 1 as one flat array. A space laid over several
+        dims from dim 1 (a Linear's features viewed as (C, H, W)) is collapsed: the conv
+        reads all of a channel's positions, so they go together."""
+        space = self.space(_first_tensor(node))
+        if space is None or space.dim != 1:
+            return None
+        if space.ids.ndim > 1:
+            rows = space.ids.reshape(space.ids.shape[0], -1)
+            for row in rows:
+                self.uf.union_all(row)
+            return rows[:, 0].copy()
+        return space.ids
+
     def conv(self, node, conv) -> None:
-        in_ids = self.space(_first_tensor(node))
-        in_ids = in_ids.flat(1) if in_ids else None
+        in_ids = self.channels_at_1(node)
         if in_ids is None:
             in_ids = self.frozen_input(node, conv.in_channels, f"convolution '{node.target}' "
                                        f"reads channels PruneQL cannot follow")
@@ -357,6 +372,9 @@ class Walker:
 
     def norm(self, node, module) -> None:
         """Per-channel normalisation or affine: parameters are sliced with the channels."""
+        flat = self.channels_at_1(node)
+        if flat is not None and self.space(_first_tensor(node)).ids.ndim > 1:
+            return self.set_space(node, flat) or self.add_call(node, "norm", flat)
         self.passthrough(node)
         space = self.space(node)
         if space is None or space.flat(1) is None:
@@ -425,10 +443,33 @@ class Walker:
         varying = [a for a in axes if a >= 0 and arg_shape[a] > 1]
         if not varying:
             return True
-        if arg.op != "get_attr" or space.ids.ndim != 1 or \
-                any(s > 1 for i, s in enumerate(arg_shape) if i != varying[0]):
+        if space.ids.ndim != 1 or any(s > 1 for i, s in enumerate(arg_shape)
+                                      if i != varying[0]):
             return False
-        return self.param_slice(arg, varying[0], space.ids, node)
+        if arg.op == "get_attr":
+            return self.param_slice(arg, varying[0], space.ids, node)
+        return self.param_chain(arg, varying[0], space.ids, node)
+
+    def param_chain(self, arg, axis: int, ids: np.ndarray, user) -> bool:
+        """A per-channel parameter reshaped on its way (``self.scale.view(1, -1, 1, 1)``):
+        the parameter is sliced along its channel axis, and the views on the way get the
+        channel space, so literal sizes in them follow the cut."""
+        chain = _view_chain(arg)
+        if chain is None:
+            return False
+        root = chain[-1]
+        root_shape = _shape(root)
+        axes = [i for i, n in enumerate(root_shape) if n == len(ids)]
+        if root_shape is None or len(axes) != 1 or math.prod(root_shape) != len(ids):
+            return False
+        if not self.param_slice(root, axes[0], ids, chain[-2] if len(chain) > 1 else user):
+            return False
+        for link in chain[:-1]:
+            link_shape = _shape(link)
+            dim = next(i for i, n in enumerate(link_shape) if n == len(ids))
+            self.set_space(link, ids, dim)
+            link.meta["pruneql.view"] = True
+        return True
 
     def param_slice(self, attr_node, axis: int, ids: np.ndarray, user) -> bool:
         known = self.params.get(attr_node.target)
@@ -528,6 +569,71 @@ class Walker:
             return self.opaque(node, "slicing of the channels with a step or dynamic bounds")
         node.meta["pruneql.slice"] = space.dim
         self.set_space(node, space.ids[cut], space.dim)
+
+    def stack(self, node) -> None:
+        """``torch.stack``: a new dim; the stacked tensors' channels go together."""
+        tensors = node.args[0] if node.args else node.kwargs.get("tensors")
+        dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
+        shape = _shape(node)
+        spaces = [self.space(t) for t in tensors] if isinstance(tensors, (list, tuple)) \
+            else [None]
+        if shape is None or any(s is None for s in spaces) or \
+                len({(s.dim, s.ids.shape) for s in spaces}) != 1 or not isinstance(dim, int):
+            return self.opaque(node, f"op {ops.describe(node)} of non-channel tensors")
+        for other in spaces[1:]:
+            self.uf.union_arrays(spaces[0].ids, other.ids)
+        first = spaces[0]
+        shift = 1 if dim % len(shape) <= first.dim else 0
+        self.set_space(node, first.ids, first.dim + shift)
+
+    def unbind(self, node) -> None:
+        """``unbind(d)``: pieces without dim d; along a channel axis of a multi-dim space,
+        each piece keeps its slice of the ids."""
+        src = _first_tensor(node)
+        space, shape = self.space(src), _shape(src)
+        dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
+        if space is None or shape is None or not isinstance(dim, int):
+            return self.opaque(node, f"op {ops.describe(node)} of a non-channel tensor")
+        dim %= len(shape)
+        lo, hi = space.dim, space.dim + space.ids.ndim
+        if dim < lo or dim >= hi:
+            piece = Space(space.ids, space.dim - (1 if dim < lo else 0))
+            self.pieces[node.name] = [piece] * shape[dim]
+        elif space.ids.ndim > 1:
+            self.pieces[node.name] = [Space(np.take(space.ids, i, axis=dim - lo), lo)
+                                      for i in range(shape[dim])]
+        else:
+            return self.opaque(node, f"op {ops.describe(node)} splits the channels apart")
+
+    def expand(self, node) -> None:
+        """``expand``: broadcasting size-1 dims; channel-wise while the channels stay."""
+        self.passthrough(node)
+        if self.space(node) is not None:
+            node.meta["pruneql.view"] = True
+
+    def stochastic_depth(self, node) -> None:
+        """torchvision's ``stochastic_depth``: the identity in eval mode."""
+        training = node.args[3] if len(node.args) > 3 else node.kwargs.get("training", True)
+        if training is not False:
+            return self.opaque(node, "stochastic_depth in training mode")
+        self.passthrough(node)
+
+    def functional_group_norm(self, node) -> None:
+        """``F.group_norm(x, groups, weight, bias)``: whole groups go; the literal group
+        count follows the cut."""
+        groups = node.args[1] if len(node.args) > 1 else node.kwargs.get("num_groups")
+        self.passthrough(node)
+        space = self.space(node)
+        ids = space.flat(1) if space is not None else None
+        tensors = [a for a in list(node.args[2:4]) + [node.kwargs.get(k) for k in
+                                                       ("weight", "bias")]
+                   if isinstance(a, fx.Node)]
+        if ids is None or not isinstance(groups, int) or not all(
+                a.op == "get_attr" and self.param_slice(a, 0, ids, node) for a in tensors):
+            return self.opaque(node, f"op {ops.describe(node)} on tensors PruneQL cannot "
+                                     f"slice")
+        self.tie_groups(groups, ids)
+        node.meta["pruneql.groups"] = ("num_groups", 1, len(ids) // groups)
 
     # ---- shape changes --------------------------------------------------------------------
     def reshape(self, node) -> None:
@@ -642,6 +748,29 @@ def _shape_use(user) -> bool:
     if user.op == "call_method":
         return user.target in ops.SHAPE_CONSUMER_METHODS
     return user.op == "call_function" and user.target in ops.SHAPE_CONSUMER_FUNCTIONS
+
+
+_CHAIN_METHODS = {"view", "reshape", "unsqueeze", "squeeze", "flatten", "contiguous", "to",
+                  "expand", "float", "half", "double"}
+
+
+def _view_chain(node) -> list | None:
+    """``[node, …, get_attr]`` when ``node`` is a parameter only viewed, scaled by a
+    number or converted on its way (each link used once), else None."""
+    chain = [node]
+    while chain[-1].op != "get_attr":
+        link = chain[-1]
+        single = len(link.users) == 1 or link is node
+        method = link.op == "call_method" and link.target in _CHAIN_METHODS
+        scaled = link.op == "call_function" and link.target in (
+            operator.mul, operator.truediv, torch.mul) and sum(
+            isinstance(a, fx.Node) for a in link.args) == 1
+        if not single or not (method or scaled) or not isinstance(link.args[0], fx.Node) \
+                and not scaled:
+            return None
+        source = next(a for a in link.args if isinstance(a, fx.Node))
+        chain.append(source)
+    return chain if len(chain[-1].users) == 1 else None
 
 
 def _split_sizes(total: int, how, chunk: bool) -> list | None:
@@ -772,6 +901,10 @@ _MODULE_HANDLERS = {
 }
 _FUNCTION_HANDLERS = {
     **{f: Walker.passthrough for f in ops.PASS_FUNCTIONS},
+    **{f: Walker.reshape for f in ops.RESHAPE_FUNCTIONS},
+    **{f: Walker.stack for f in ops.STACK_FUNCTIONS},
+    **{f: Walker.unbind for f in ops.UNBIND_FUNCTIONS},
+    torch.nn.functional.group_norm: Walker.functional_group_norm,
     **{f: Walker.spatial for f in ops.SPATIAL_FUNCTIONS},
     **{f: Walker.clamp for f in ops.CLAMP_FUNCTIONS},
     **{f: Walker.softmax for f in ops.SOFTMAX_FUNCTIONS},
@@ -793,6 +926,8 @@ _FUNCTION_HANDLERS = {
 }
 _METHOD_HANDLERS = {
     **{m: Walker.passthrough for m in ops.PASS_METHODS},
+    **{m: Walker.expand for m in ops.EXPAND_METHODS},
+    **{m: Walker.unbind for m in ops.UNBIND_METHODS},
     **{m: Walker.clamp for m in ops.CLAMP_METHODS},
     **{m: Walker.softmax for m in ops.SOFTMAX_METHODS},
     **{m: Walker.size for m in ops.SIZE_METHODS},

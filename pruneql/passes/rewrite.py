@@ -151,8 +151,22 @@ def _fix_node(gm: fx.GraphModule, node: fx.Node, keep: _Keep) -> None:
     elif "pruneql.split" in node.meta:
         _fix_split(gm, node, keep)
     elif node.meta.get("pruneql.view") and node.op == "call_method" \
-            and node.target in ("view", "reshape"):
+            and node.target in ("view", "reshape", "expand"):
         _fix_view(node, keep)
+    if "pruneql.groups" in node.meta:
+        _fix_groups(node, keep)
+
+
+def _fix_groups(node: fx.Node, keep: _Keep) -> None:
+    """A literal group count (``F.group_norm``, a functional depthwise conv) follows the
+    channels left: whole groups go."""
+    name, position, size = node.meta["pruneql.groups"]
+    _, (kept,) = keep.sizes(node.name)
+    groups = kept // size
+    if len(node.args) > position:
+        node.args = node.args[:position] + (groups,) + node.args[position + 1:]
+    else:
+        node.kwargs = {**node.kwargs, name: groups}
 
 
 def _fix_pad(node: fx.Node, keep: _Keep) -> None:

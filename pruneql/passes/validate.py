@@ -2,7 +2,7 @@
 are not built, and code the recipe names that the user did not agree to run."""
 from __future__ import annotations
 
-from pruneql.errors import NotImplementedStatement, RecipeError, TrustError
+from pruneql.errors import RecipeError, TrustError
 from pruneql.lang import ast
 from pruneql.passes.context import Context
 
@@ -19,8 +19,6 @@ def validate(ctx: Context) -> Context:
             first = found[0].span.line if found[0].span else "?"
             raise RecipeError(f"'{word}' is given twice (first on line {first})",
                               span=found[1].span, hint=f"keep one '{word}' statement")
-    for stmt in ctx.recipe.statements:
-        _check_built(stmt)
     _check_strategy(ctx.recipe)
     for name, stmt, flag in named_code(ctx):
         if not ctx.options.trust_code:
@@ -57,9 +55,3 @@ def _check_strategy(recipe) -> None:
                           span=strategy.span,
                           hint="greedy scores each layer after the cuts of the layers before "
                                f"it at their own amounts; drop one of the two statements")
-
-
-def _check_built(stmt) -> None:
-    if isinstance(stmt, ast.Emit) and stmt.format == "onnx":
-        raise NotImplementedStatement("'emit onnx' is not implemented yet", span=stmt.span,
-                                      hint="use 'emit torchscript' or 'emit export'")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import operator
+import warnings
 
 import torch
 from torch import fx
@@ -50,7 +51,9 @@ def verify(ctx: Context) -> Context:
 def masked_module(gm: fx.GraphModule, cut) -> fx.GraphModule:
     """``gm`` computing as if ``cut``'s channels were removed: each tensor that loses
     channels is multiplied by its keep-mask right where it is produced."""
-    graph = copy.deepcopy(gm.graph)
+    with warnings.catch_warnings():     # pytree specs of exported graphs warn when copied
+        warnings.simplefilter("ignore", FutureWarning)
+        graph = copy.deepcopy(gm.graph)
     root = {n.target: _attr(gm, n.target) for n in graph.nodes
             if n.op in ("get_attr", "call_module")}
     for node in list(graph.nodes):
