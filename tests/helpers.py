@@ -51,3 +51,17 @@ def params(module) -> int:
 
 def outputs_close(a, b, tol=1e-5) -> bool:
     return torch.allclose(a, b, rtol=tol, atol=tol * float(a.abs().max()))
+
+
+def counted_macs(model, x) -> float:
+    """Multiply-adds per example by ``torch.utils.flop_counter.FlopCounterMode`` (÷ 2).
+
+    Attention runs on the math kernel: the counter has no formula for the CPU flash
+    kernel of ``scaled_dot_product_attention`` and would count it as zero."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad(), sdpa_kernel(SDPBackend.MATH):
+        model.eval()(x)
+    return counter.get_total_flops() / 2 / len(x)

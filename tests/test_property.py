@@ -6,9 +6,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import analyzed, params, prune_with, random_pick
+from tests.helpers import analyzed, counted_macs, params, prune_with, random_pick
 from tests.nets import BLOCKS, RandomNet
-from tests.test_zoo_coverage import counted_macs
 
 nets = st.fixed_dictionaries({
     "kinds": st.lists(st.sampled_from(BLOCKS), min_size=1, max_size=5),

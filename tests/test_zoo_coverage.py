@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 import pruneql
 from pruneql import zoo
+from tests.helpers import counted_macs
 
 SMALL = (3, 64, 64)     # ImageNet models pool adaptively: a small input keeps this fast
 # transformers have their own coverage (tests/test_transformers.py)
@@ -40,14 +40,6 @@ def test_uniform_half_width(name, tmp_path):
     # FLOPs are what runs: torch's own counter (2 FLOPs per multiply-add) agrees
     assert report["before"]["flops"] == pytest.approx(counted_macs(zoo.build(name), x), rel=0.01)
     assert report["after"]["flops"] == pytest.approx(counted_macs(result.module, x), rel=0.01)
-
-
-def counted_macs(model, x) -> float:
-    """Multiply-adds per example by ``torch.utils.flop_counter.FlopCounterMode``."""
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        model.eval()(x)
-    return counter.get_total_flops() / 2 / len(x)
 
 
 @pytest.mark.parametrize("name", ["resnet56_cifar", "mobilenet_v2"])

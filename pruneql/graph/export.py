@@ -162,8 +162,8 @@ _TABLE = {
     "matmul": _function(torch.matmul, "self", "other"),
     "bmm": _function(torch.bmm, "self", "mat2"), "mm": _function(torch.mm, "self", "mat2"),
     "einsum": _function(torch.einsum, "equation", "tensors"),
-    "split_with_sizes": _method("split", "split_sizes", "dim"),
-    "sym_size": _method("size", "dim"),
+    "split_with_sizes": _method("split", "self", "split_sizes", "dim"),
+    "sym_size": _method("size", "self", "dim"),
 }
 # self-first ATen ops whose Tensor method has the same name and argument order
 _SAME_METHOD = (

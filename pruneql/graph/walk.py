@@ -99,6 +99,7 @@ class Walker:
         self.pins: dict[int, str] = {}
         self.calls: list[tuple] = []          # (node, kind, in ids, out ids) of layers
         self.params: dict[str, ParamSlice] = {}
+        self.grids: list = []                        # channels viewed over several dims
         self.modules = dict(gm.named_modules())
         self.call_counts = _count_module_calls(gm)
 
@@ -122,6 +123,18 @@ class Walker:
         for node in self.gm.graph.nodes:
             getattr(self, f"on_{node.op}")(node)
         self.check_params()
+        self.settle_grids()
+
+    def settle_grids(self) -> None:
+        """A channel block viewed over several dims must lose whole slices along one of
+        them, or the pruned tensor would not fit the view. A consumer may have chosen the
+        dim already (a conv reading (C, H, W): C); otherwise the last dim shrinks and the
+        leading ones (a channel shuffle's groups) stay."""
+        for ids in self.grids:
+            if _along_one_axis(self.uf, ids):
+                continue
+            for column in ids.reshape(-1, ids.shape[-1]).T:
+                self.uf.union_all(column)
 
     # ---- node kinds -------------------------------------------------------------------
     def on_placeholder(self, node):
@@ -159,8 +172,16 @@ class Walker:
         return self.opaque(node, f"module '{node.target}' ({type(module).__name__}) is not "
                                  f"modelled")
 
+    def touches_channels(self, node) -> bool:
+        """Whether any input of ``node`` carries channels (a space, or split pieces).
+        Ops on channel-less tensors (parameters, constants, sizes) leave no space."""
+        return any(src.name in self.spaces or src.name in self.pieces
+                   for src in _tensor_inputs(node))
+
     def on_call_function(self, node):
         handler = _FUNCTION_HANDLERS.get(node.target)
+        if handler is not Walker.functional_layer and not self.touches_channels(node):
+            return None
         if handler is not None:
             return handler(self, node)
         if node.target is getattr and _shape(node) is None:
@@ -176,6 +197,8 @@ class Walker:
         return self.opaque(node, f"op {ops.describe(node)} is not modelled")
 
     def on_call_method(self, node):
+        if not self.touches_channels(node):
+            return None
         handler = _METHOD_HANDLERS.get(node.target)
         if handler is not None:
             return handler(self, node)
@@ -330,8 +353,7 @@ class Walker:
         self.add_call(node, "conv", in_ids)
 
     def conv_transpose(self, node, conv) -> None:
-        in_ids = self.space(_first_tensor(node))
-        in_ids = in_ids.flat(1) if in_ids else None
+        in_ids = self.channels_at_1(node)
         out = self.fresh(conv.out_channels, f"out:{node.target}")
         if in_ids is None or conv.groups != 1:
             reason = f"transposed convolution '{node.target}' " + (
@@ -443,12 +465,19 @@ class Walker:
         varying = [a for a in axes if a >= 0 and arg_shape[a] > 1]
         if not varying:
             return True
-        if space.ids.ndim != 1 or any(s > 1 for i, s in enumerate(arg_shape)
-                                      if i != varying[0]):
+        if any(s > 1 for i, s in enumerate(arg_shape) if i != varying[0]):
             return False
+        ids = space.ids
+        if ids.ndim > 1:        # per channel of a (C, H, W) space: C's positions go together
+            if varying[0] != axes[0]:
+                return False
+            ids = ids.reshape(ids.shape[0], -1)
+            for row in ids:
+                self.uf.union_all(row)
+            ids = ids[:, 0].copy()
         if arg.op == "get_attr":
-            return self.param_slice(arg, varying[0], space.ids, node)
-        return self.param_chain(arg, varying[0], space.ids, node)
+            return self.param_slice(arg, varying[0], ids, node)
+        return self.param_chain(arg, varying[0], ids, node)
 
     def param_chain(self, arg, axis: int, ids: np.ndarray, user) -> bool:
         """A per-channel parameter reshaped on its way (``self.scale.view(1, -1, 1, 1)``):
@@ -646,9 +675,8 @@ class Walker:
             return self.opaque(node, f"op {ops.describe(node)} reshapes the channels "
                                      f"{tuple(src_shape)} -> {tuple(shape)}")
         ids, dim = found
-        if ids.ndim > 1:      # a split keeps its leading sizes (groups): only the last shrinks
-            for column in ids.reshape(-1, ids.shape[-1]).T:
-                self.uf.union_all(column)
+        if ids.ndim > 1 and found[0] is not space.ids:
+            self.grids.append(ids)
         node.meta["pruneql.view"] = True
         self.set_space(node, ids, dim)
 
@@ -771,6 +799,16 @@ def _view_chain(node) -> list | None:
         source = next(a for a in link.args if isinstance(a, fx.Node))
         chain.append(source)
     return chain if len(chain[-1].users) == 1 else None
+
+
+def _along_one_axis(uf: UnionFind, ids: np.ndarray) -> bool:
+    """Whether the classes of ``ids`` depend on its index along one axis only."""
+    classes = np.vectorize(uf.find)(ids)
+    for axis in range(ids.ndim):
+        rows = np.moveaxis(classes, axis, 0).reshape(ids.shape[axis], -1)
+        if (rows == rows[:, :1]).all():
+            return True
+    return False
 
 
 def _split_sizes(total: int, how, chunk: bool) -> list | None:
