@@ -195,3 +195,24 @@ def test_a_model_neither_front_end_traces_names_both_reasons():
         pruneql.plan("prune a by l1 keep 0.5", DataDependent(), example_inputs=X)
     message = str(caught.value)
     assert "symbolic:" in message and "export:" in message and "trace export" in message
+
+
+class Blur(nn.Module):
+    """timm's BlurPool2d: a fixed depthwise filter in a buffer, applied with F.conv2d."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 4, 1)
+        self.register_buffer("filt", torch.tensor([1.0, 2.0, 1.0]).outer(
+            torch.tensor([1.0, 2.0, 1.0])).div(16).expand(8, 1, 3, 3).clone())
+
+    def forward(self, x):
+        y = F.pad(torch.relu(self.a(x)), (1, 1, 1, 1), mode="reflect")
+        return self.b(F.conv2d(y, self.filt, stride=2, groups=8))
+
+
+def test_a_fixed_depthwise_filter_is_sliced_with_its_channels():
+    result = pruneql.compile("prune a by l1 keep 0.5", Blur(), example_inputs=X)
+    assert result.report.verify["passed"]
+    assert result.module.get_buffer("filt").shape == (4, 1, 3, 3)
+    assert result.report.after["flops"] == pytest.approx(counted_macs(result.module, X), rel=0.01)

@@ -255,6 +255,26 @@ class Walker:
             out_ids = space.flat() if space is not None else None
         self.calls.append((node, kind, in_ids, out_ids, name, module))
 
+    def fixed_depthwise(self, node, module, args: dict, name: str) -> bool:
+        """``F.conv2d(x, self.filt, groups=C)`` with one filter per channel (blur pooling,
+        a fixed buffer or a parameter): channel-wise, so its filters are sliced with the
+        channels and the literal group count follows the cut."""
+        ids = self.channels_at_1(node)
+        tensors = [args.get(k) for k in ("weight", "bias") if args.get(k) is not None]
+        if ids is None or not (module.groups == module.in_channels == module.out_channels
+                               == len(ids)):
+            return False
+        if not all(isinstance(t, fx.Node) and t.op == "get_attr" and len(t.users) == 1
+                   for t in tensors):
+            return False
+        if not all(self.param_slice(t, 0, ids, node) for t in tensors):
+            return False
+        self.set_space(node, ids)
+        position = 6 if len(node.args) > 6 else 99
+        node.meta["pruneql.groups"] = ("groups", position, 1)
+        self.add_call(node, "conv", ids, ids, name=name, module=module)
+        return True
+
     def functional_layer(self, node) -> None:
         """``F.conv2d`` / ``F.linear`` left after modularize (a computed or shared weight):
         frozen, but a layer of the table, so its FLOPs count and the plan names it."""
@@ -264,9 +284,11 @@ class Walker:
         if shape is None:
             return self.opaque(node, f"op {ops.describe(node)} with an unknown weight")
         name = _functional_name(node, weight)
+        kind, module = _describing_module(node, shape, args)
+        if kind == "conv" and self.fixed_depthwise(node, module, args, name):
+            return None
         reason = f"{ops.describe(node)} with a weight PruneQL cannot slice ('{name}')"
         self.opaque(node, reason)
-        kind, module = _describing_module(node, shape, args)
         in_ids = self.frozen_input(node, module.in_channels if kind == "conv"
                                    else module.in_features, reason)
         out = self.space(node)

@@ -22,6 +22,8 @@ def rewrite(ctx: Context) -> Context:
     cut, analysis = ctx.cut, ctx.analysis
     modules = dict(pruned.named_modules())
     for layer in analysis.layers.values():
+        if layer.functional:        # no module: its tensors are sliced as parameters below
+            continue
         keep_in, keep_out = cut.keep_index(layer.in_elems), cut.keep_index(layer.out_elems)
         if keep_in is not None or keep_out is not None:
             _slice(modules[layer.name], layer.kind, keep_in, keep_out)

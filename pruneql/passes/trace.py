@@ -55,7 +55,11 @@ def _traced(ctx: Context, front: str, batch: tuple) -> tuple:
     checking = ctx.options.verify and not ctx.dry_run
     gm, batch_error = _front_end(ctx.model, front, batch)
     gm.eval()
-    outputs, shape_error = _shapes(gm, batch, ctx.example_inputs, fake_ok=not checking)
+    if not checking:                     # shapes alone: the example batch is enough
+        propagate_shapes(gm, ctx.example_inputs, fake_ok=True)
+        return gm, {"frontend": front, "inputs": None, "outputs": None,
+                    "batch_error": batch_error, "eager": None}
+    outputs, shape_error = _shapes(gm, batch, ctx.example_inputs, fake_ok=False)
     batch_error = batch_error or shape_error
     traced = {"frontend": front, "inputs": batch if batch_error is None else None,
               "outputs": outputs, "batch_error": batch_error, "eager": None}
