@@ -419,6 +419,19 @@ def bad_classes():
 def broken():
     raise RuntimeError("no data today")
 
+def nan_train():
+    x = torch.zeros(5, 2)
+    x[2, 1] = float("nan")
+    return TensorDataset(x, torch.zeros(5).long()), None
+
+def too_high():
+    return sets()[0], TensorDataset(torch.zeros(3, 4), torch.tensor([0, 7, 1])), 7
+
+def with_test():
+    train, val = sets()
+    return {"train": train, "val": val, "test": TensorDataset(torch.ones(2, 4),
+                                                              torch.tensor([1, 0]))}
+
 NOT_CALLABLE = 3
 '''
 

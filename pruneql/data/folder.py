@@ -10,7 +10,7 @@ the built-in decoders of :mod:`pruneql.data.images` read PNG and PGM/PPM; a fold
 JPEG or WebP files then stops with an error that names the extra.
 
 Pixels: 8-bit images are divided by 255 and 16-bit ones by 65535, so every image lies on
-[0, 1]; ``normalize imagenet`` then subtracts ImageNet's per-channel mean and divides by its
+[0, 1] (16-bit colour PNGs, which Pillow reduces to 8 bits, go to the built-in decoder); ``normalize imagenet`` then subtracts ImageNet's per-channel mean and divides by its
 standard deviation (``normalize none``, the default, leaves [0, 1]). Alpha is dropped and
 palette images are colour. If any image is colour, or ``normalize imagenet`` is asked for,
 every image is RGB (grey ones repeated over three channels); otherwise one grey channel.
@@ -134,8 +134,10 @@ def load_image(file: Path, channels: int, resize: int | None = None) -> torch.Te
     >>> tuple(image.shape), round(image.max().item(), 3)
     ((3, 2, 4), 0.878)
     """
-    pixels = _pixels_pillow(file, resize) if Image is not None else images.decode(
-        file.read_bytes(), str(file))
+    if Image is None or _wide_png(file):
+        pixels = images.decode(file.read_bytes(), str(file))
+    else:
+        pixels = _pixels_pillow(file, resize)
     image = _to_tensor(pixels, channels)
     return resize_crop(image, resize) if resize else image
 
@@ -201,7 +203,7 @@ def _index(listed: list, progress) -> tuple[list[Entry], list[tuple[str, str]]]:
 
 def probe(file: Path) -> images.Header:
     """Size and colour of an image file, once its structure checks out."""
-    if Image is None:
+    if Image is None or _wide_png(file):
         return images.probe(file.read_bytes(), str(file))
     with Image.open(file) as image:
         header = images.Header(*image.size, image.mode not in _GREY_MODES)
@@ -211,6 +213,14 @@ def probe(file: Path) -> images.Header:
             image.draft(image.mode, (1, 1))   # JPEG decodes at 1/8 scale; others in full
             image.load()
     return header
+
+
+def _wide_png(file: Path) -> bool:
+    """A non-interlaced 16-bit colour (or grey+alpha) PNG, read from its IHDR chunk."""
+    with open(file, "rb") as f:
+        head = f.read(29)
+    return (len(head) == 29 and head.startswith(images.PNG_SIGNATURE) and head[24] == 16
+            and head[25] in (2, 4, 6) and head[28] == 0)
 
 
 def _reason(exc: Exception) -> str:
