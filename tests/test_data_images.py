@@ -239,9 +239,13 @@ def test_truncated_and_garbage_files_are_skipped_and_listed(tmp_path, decoder):
 
 
 def test_truncated_jpeg_is_skipped(tmp_path):
-    jpeg = save(tmp_path / "a" / "whole.jpg", gradient(32, 32), quality=90).read_bytes()
-    (tmp_path / "a" / "cut.jpg").write_bytes(jpeg[: len(jpeg) // 2])
-    webp = save(tmp_path / "b" / "whole.webp", gradient(32, 32)).read_bytes()
+    noisy = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    jpeg = save(tmp_path / "a" / "whole.jpg", noisy, quality=90).read_bytes()
+    cut = jpeg[: len(jpeg) * 3 // 4]   # headers intact, scan data cut short
+    with Image.open(tmp_path / "a" / "whole.jpg") as image:
+        assert image.size == (64, 64)
+    (tmp_path / "a" / "cut.jpg").write_bytes(cut)
+    webp = save(tmp_path / "b" / "whole.webp", gradient(64, 64)).read_bytes()
     (tmp_path / "b" / "cut.webp").write_bytes(webp[: len(webp) // 2])
     ds = load_data(source="imagefolder", path=str(tmp_path), val=0.0)
     assert sorted(Path(name).name for name in ds.skipped) == ["cut.jpg", "cut.webp"]
