@@ -259,6 +259,7 @@ def test_file_damaged_after_indexing_leaves_its_batch(tmp_path, decoder):
     (tmp_path / "k" / "c.png").write_bytes(b"\x89PNG\r\n\x1a\n broken since")
     x, y = next(iter(ds.train))
     assert x.shape == (3, 3, 4, 4) and len(y) == 3
+    assert sum(len(y) for _, y in ds.train) == 3   # a second epoch: listed once
     assert [Path(name).name for name in ds.skipped] == ["c.png"]
 
 

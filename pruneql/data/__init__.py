@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.data.distributed import DistributedSampler
 
 from pruneql.data import cifar, folder, sources, tokens
-from pruneql.data.base import NORMALIZE, Options, Tensors
+from pruneql.data.base import NORMALIZE, Options
 from pruneql.data.checks import check_batch
 from pruneql.data.split import split, split_indices, split_three
 from pruneql.errors import DataError

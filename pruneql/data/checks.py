@@ -54,8 +54,15 @@ def check_batch(x: torch.Tensor, y: torch.Tensor, where: str, num_classes: int |
         check_targets(y, where, task, num_classes, x=x, ignore_index=ignore_index)
 
 
-def check_inputs(x: torch.Tensor, where: str, files: list | None = None) -> None:
-    """Every input value finite; ``files[i]`` names example ``i`` when given."""
+def check_inputs(x: torch.Tensor, where: str) -> None:
+    """Every input value finite, or a DataError naming the first example that is not.
+
+    >>> check_inputs(torch.tensor([[1.0, float("inf")]]), "npz file 'a.npz', x")
+    Traceback (most recent call last):
+    ...
+    pruneql.errors.DataError: error: npz file 'a.npz', x: example 0 has a non-finite input (inf)
+    hint: remove or repair the example; NaN or inf inputs make every loss and score NaN
+    """
     if not torch.is_floating_point(x) or len(x) == 0:
         return
     finite = torch.isfinite(x.reshape(len(x), -1)).all(1)
@@ -63,25 +70,28 @@ def check_inputs(x: torch.Tensor, where: str, files: list | None = None) -> None
         return
     index = int((~finite).nonzero()[0])
     value = x[index][~torch.isfinite(x[index])].flatten()[0].item()
-    raise DataError(f"{where}: example {index}{_file(files, index)} has a non-finite input "
-                    f"({value})", hint="remove or repair the example; NaN or inf inputs make "
-                                       "every loss and score NaN")
+    raise DataError(f"{where}: example {index} has a non-finite input ({value})",
+                    hint="remove or repair the example; NaN or inf inputs make every loss "
+                         "and score NaN")
 
 
 def check_targets(y: torch.Tensor, where: str, task: str, num_classes: int | None, *,
-                  x: torch.Tensor | None = None, ignore_index: int | None = None,
-                  files: list | None = None) -> None:
-    """Targets of the right kind, rank and range for ``task``."""
-    _integer(y, where, task, files)
+                  x: torch.Tensor | None = None, ignore_index: int | None = None) -> None:
+    """Targets of the right kind, rank (against the inputs ``x``) and range for ``task``.
+
+    >>> check_targets(torch.tensor([[[0, 255]]]), "maps", "segmentation", 2,
+    ...               x=torch.zeros(1, 3, 1, 2), ignore_index=255)
+    """
+    _integer(y, where, task)
     _rank(y, where, task, x)
     allowed = LM_IGNORE if task == "lm" else ignore_index if task == "segmentation" else None
     valid = y if allowed is None else y[y != allowed]
     low = valid.min().item() if valid.numel() else 0
     if low < 0:
-        _bad_value(y, y == low, where, f"negative {_word(task)} {low}", files)
+        _bad_value(y, y == low, where, f"negative {_word(task)} {low}")
     if num_classes is not None and valid.numel() and valid.max().item() >= num_classes:
         high = valid.max().item()
-        _bad_value(y, y == high, where, f"{_word(task)} {high}", files,
+        _bad_value(y, y == high, where, f"{_word(task)} {high}",
                    f" is out of range for {num_classes} {_unit(task)}")
 
 
@@ -101,45 +111,58 @@ def infer_task(x: torch.Tensor, y: torch.Tensor) -> str | None:
 
 
 def resolve_task(task: str | None, inferred: str | None) -> str | None:
-    """The task whose rules apply: the one asked for, else what the targets look like."""
+    """The task whose rules apply: the one asked for, else what the targets look like.
+
+    >>> resolve_task(None, "segmentation"), resolve_task("lm", "classification")
+    ('segmentation', 'lm')
+    """
     if task is not None and task not in TASKS:
         raise DataError(f"unknown task '{task}' for the data",
                         hint="one of " + ", ".join(TASKS) + ", or None to infer it")
     return inferred if task is None else task
 
 
-def vet(raw: Tensors, task: str | None, where: str, keys: tuple = ("x", "y")) -> Tensors:
+def vet(raw: Tensors, task: str | None, where: str) -> Tensors:
     """Check an in-memory source's every set against ``task``; fill in ``raw.task``,
-    ``raw.num_classes`` (largest target + 1 when the source did not say) and
-    ``raw.ignore_index``. ``where`` names the source in messages, ``keys`` its arrays."""
+    ``raw.ignore_index`` and ``raw.num_classes`` (largest target + 1 when the source did
+    not say). ``where`` names the source in messages.
+
+    >>> raw = vet(Tensors(torch.zeros(3, 2), torch.tensor([0, 4, 1])), None, "mine")
+    >>> raw.task, raw.num_classes
+    ('classification', 5)
+    """
     raw.task = resolve_task(task, infer_task(raw.x, raw.y))
-    sets = _sets(raw, keys)
-    for xkey, ykey, x, y in sets:
+    sets = _sets(raw)
+    for xkey, _, x, _ in sets:
         check_inputs(x, f"{where}, {xkey}")
-        if raw.task in _RANKS:
-            _integer(y, f"{where}, {ykey}", raw.task)
-    if raw.task == "segmentation":
-        raw.ignore_index = SEG_IGNORE if any(bool((y == SEG_IGNORE).any())
-                                             for *_, y in sets) else None
-    if raw.task == "lm" and any(bool((y == LM_IGNORE).any()) for *_, y in sets):
-        raw.ignore_index = LM_IGNORE
-    if raw.task in _RANKS and raw.num_classes is None:
-        raw.num_classes = _count_classes([y for *_, y in sets], raw.task, raw.ignore_index)
-    if raw.task in _RANKS:
-        for xkey, ykey, x, y in sets:
-            check_targets(y, f"{where}, {ykey}", raw.task, raw.num_classes, x=x,
-                          ignore_index=raw.ignore_index)
+    if raw.task not in _RANKS:
+        return raw
+    for _, ykey, _, y in sets:   # integers first: counting classes reads their values
+        _integer(y, f"{where}, {ykey}", raw.task)
+    ys = [y for *_, y in sets]
+    raw.ignore_index = _ignore_index(raw.task, ys)
+    if raw.num_classes is None:
+        raw.num_classes = _count_classes(ys, raw.ignore_index)
+    for _, ykey, x, y in sets:
+        check_targets(y, f"{where}, {ykey}", raw.task, raw.num_classes, x=x,
+                      ignore_index=raw.ignore_index)
     return raw
 
 
-def _sets(raw: Tensors, keys: tuple) -> list:
-    xk, yk = keys
-    pairs = [(xk, yk, raw.x, raw.y), (f"{xk}_val", f"{yk}_val", raw.x_val, raw.y_val),
-             (f"{xk}_test", f"{yk}_test", raw.x_test, raw.y_test)]
+def _sets(raw: Tensors) -> list:
+    pairs = [("x", "y", raw.x, raw.y), ("x_val", "y_val", raw.x_val, raw.y_val),
+             ("x_test", "y_test", raw.x_test, raw.y_test)]
     return [pair for pair in pairs if pair[2] is not None]
 
 
-def _count_classes(ys: list, task: str, ignore_index: int | None) -> int:
+def _ignore_index(task: str, ys: list) -> int | None:
+    """The ignore value of ``task`` when the targets use it."""
+    value = {"segmentation": SEG_IGNORE, "lm": LM_IGNORE}.get(task)
+    used = value is not None and any(bool((y == value).any()) for y in ys)
+    return value if used else None
+
+
+def _count_classes(ys: list, ignore_index: int | None) -> int:
     high = 0
     for y in ys:
         valid = y if ignore_index is None else y[y != ignore_index]
@@ -148,14 +171,14 @@ def _count_classes(ys: list, task: str, ignore_index: int | None) -> int:
     return max(high, 1)
 
 
-def _integer(y: torch.Tensor, where: str, task: str, files: list | None = None) -> None:
+def _integer(y: torch.Tensor, where: str, task: str) -> None:
     if not (torch.is_floating_point(y) or y.dtype == torch.bool or torch.is_complex(y)):
         return
     shown = ""
     if y.numel():
         odd = y != y.round() if torch.is_floating_point(y) else torch.zeros_like(y, dtype=bool)
         index, value = _first_example(y, odd if bool(odd.any()) else torch.ones_like(odd))
-        shown = f" (e.g. {value} at example {index}{_file(files, index)})"
+        shown = f" (e.g. {value} at example {index})"
     raise DataError(f"{where}: {task} needs integer {_word(task)}s, got {y.dtype}{shown}",
                     hint="save targets as integers (e.g. y.astype(numpy.int64)); float "
                          "targets need a python task with its own loss")
@@ -181,9 +204,9 @@ def _rank_hint(y: torch.Tensor, task: str) -> str:
     return f"{task} needs {_SHAPES[task]}, paired with the inputs"
 
 
-def _bad_value(y, mask, where: str, what: str, files, tail: str = "") -> None:
+def _bad_value(y, mask, where: str, what: str, tail: str = "") -> None:
     index, _ = _first_example(y, mask)
-    raise DataError(f"{where}: {what} at example {index}{_file(files, index)}{tail}",
+    raise DataError(f"{where}: {what} at example {index}{tail}",
                     hint="labels are class indices 0..num_classes-1; fix or remove the "
                          "example, or declare the right number of classes")
 
@@ -192,10 +215,6 @@ def _first_example(y: torch.Tensor, mask: torch.Tensor) -> tuple[int, object]:
     """(index of the first example where ``mask`` holds, the value there)."""
     position = mask.nonzero()[0]
     return int(position[0]), y[tuple(position)].item()
-
-
-def _file(files: list | None, index: int) -> str:
-    return f" ('{files[index]}')" if files is not None else ""
 
 
 def _word(task: str) -> str:

@@ -10,7 +10,8 @@ the built-in decoders of :mod:`pruneql.data.images` read PNG and PGM/PPM; a fold
 JPEG or WebP files then stops with an error that names the extra.
 
 Pixels: 8-bit images are divided by 255 and 16-bit ones by 65535, so every image lies on
-[0, 1] (16-bit colour PNGs, which Pillow reduces to 8 bits, go to the built-in decoder); ``normalize imagenet`` then subtracts ImageNet's per-channel mean and divides by its
+[0, 1] (16-bit colour PNGs, which Pillow reduces to 8 bits, go to the built-in decoder);
+``normalize imagenet`` then subtracts ImageNet's per-channel mean and divides by its
 standard deviation (``normalize none``, the default, leaves [0, 1]). Alpha is dropped and
 palette images are colour. If any image is colour, or ``normalize imagenet`` is asked for,
 every image is RGB (grey ones repeated over three channels); otherwise one grey channel.
@@ -106,7 +107,8 @@ class ImageFiles(Dataset):
         except Exception:   # any decoder failure on a file means the same: unreadable
             image = None
         if image is None or tuple(image.shape) != (self.channels, *self.size):
-            self.skipped.append(str(entry.file))
+            if str(entry.file) not in self.skipped:   # listed once, however often drawn
+                self.skipped.append(str(entry.file))
             return None
         if self.stats is not None:
             image = (image - self.stats[0]) / self.stats[1]
