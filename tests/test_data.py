@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 import pruneql
-from pruneql.data import Dataset, cifar, load_data, parse_cli, split_indices
+from pruneql.data import Dataset, cifar, folder, load_data, parse_cli, split_indices
 from pruneql.data.sources import DIGITS_FILE
 from pruneql.errors import DataError, PruneQLError, Span
 from pruneql.lang import ast
@@ -65,7 +65,7 @@ def test_digits_checksums_match_attribution():
 
 
 def test_split_is_deterministic_and_seeded():
-    a, b, c = (load_data(source="digits", seed=s) for s in (0, 0, 1))
+    a, b, c = (load_data(source="digits", split_seed=s) for s in (0, 0, 1))
     assert torch.equal(a.val.dataset.tensors[0], b.val.dataset.tensors[0])
     assert torch.equal(a.train.dataset.tensors[1], b.train.dataset.tensors[1])
     assert not torch.equal(a.val.dataset.tensors[0], c.val.dataset.tensors[0])
@@ -311,21 +311,35 @@ def image_folder(tmp_path: Path, size=(6, 5)) -> dict:
     return made
 
 
-def test_image_folder_png_and_pnm(tmp_path):
+@pytest.fixture(params=["pillow", "builtin"])
+def decoder(request, monkeypatch):
+    """Run a test with Pillow, and again with the built-in decoders (as without Pillow)."""
+    if request.param == "builtin":
+        monkeypatch.setattr(folder, "Image", None)
+    return request.param
+
+
+def examples_of(dataset) -> list:
+    """Every (image, label) of a lazily decoded dataset, in its order."""
+    return [dataset[i] for i in range(len(dataset))]
+
+
+def test_image_folder_png_and_pnm(tmp_path, decoder):
     made = image_folder(tmp_path)
     ds = load_data(source="imagefolder", path=str(tmp_path), val=0.0, batch=10)
     assert ds.num_classes == 2 and ds.input_shape == (3, 6, 5)
-    x, labels = ds.train.dataset.tensors   # in memory, in folder order; scaled per batch
-    assert labels.tolist() == [0, 0, 1, 1, 1]
+    examples = examples_of(ds.train.dataset)   # decoded lazily, in folder order
+    assert [label for _, label in examples] == [0, 0, 1, 1, 1]
     expected = [np.repeat(made["gray"][..., None], 3, 2), made["rgb"], made["rgba"][..., :3],
                 np.repeat(made["pgm"][..., None], 3, 2), made["ppm"]]
-    for got, want in zip(x, expected):
-        assert torch.equal(got, torch.from_numpy(want).permute(2, 0, 1))
+    for (got, _), want in zip(examples, expected):
+        assert torch.equal(got, torch.from_numpy(want).permute(2, 0, 1).float() / 255)
     batch, _ = next(iter(ds.train))
     assert batch.dtype == torch.float32 and 0 <= batch.min() and batch.max() <= 1
+    assert ds.skipped == []
 
 
-def test_grayscale_folder_stays_one_channel_and_palette_png(tmp_path):
+def test_grayscale_folder_stays_one_channel_and_palette_png(tmp_path, decoder):
     (tmp_path / "a").mkdir()
     index = np.array([[0, 1, 2], [2, 1, 0]], np.uint8)
     palette = bytes([0, 0, 0, 10, 20, 30, 255, 255, 255])
@@ -334,24 +348,32 @@ def test_grayscale_folder_stays_one_channel_and_palette_png(tmp_path):
     (tmp_path / "a" / "w.pgm").write_bytes(encode_pnm(wide, maxval=65535))
     ds = load_data(source="imagefolder", path=str(tmp_path), val=0.0)
     assert ds.input_shape == (3, 2, 3)   # the palette image is colour
-    pal, pgm = ds.train.dataset.tensors[0]
-    assert pal[:, 0, 1].tolist() == [10, 20, 30] and pgm[0, 0].tolist() == [0, 255, 128]
+    (pal, _), (pgm, _) = examples_of(ds.train.dataset)
+    assert (pal[:, 0, 1] * 255).tolist() == pytest.approx([10, 20, 30])
+    assert pgm[0, 0].tolist() == pytest.approx([0, 1, 32768 / 65535])   # 16 bits: / 65535
     (tmp_path / "a" / "p.png").unlink()
     assert load_data(source="imagefolder", path=str(tmp_path), val=0.0).input_shape == (1, 2, 3)
 
 
-def test_image_folder_errors(tmp_path):
+def test_image_folder_errors(tmp_path, decoder):
     image_folder(tmp_path)
     (tmp_path / "dog" / "f.jpg").write_bytes(b"\xff\xd8\xff\xe0fake jpeg")
-    error = fails(r"'.*dog[/\\]f\.jpg' is not a supported image \(JPEG\)",
-                  source="imagefolder", path=str(tmp_path))
-    assert "PNG" in error.hint and "P5/P6" in error.hint
+    if decoder == "builtin":   # a JPEG needs Pillow: an error naming the extra
+        error = fails(r"'.*dog[/\\]f\.jpg' is not a supported image \(JPEG\)",
+                      source="imagefolder", path=str(tmp_path))
+        assert "PNG" in error.hint and "P5/P6" in error.hint and "pruneql[images]" in error.hint
+    else:   # Pillow reads JPEGs, and this one is broken: skipped and listed
+        ds = load_data(source="imagefolder", path=str(tmp_path))
+        assert [Path(name).name for name in ds.skipped] == ["f.jpg"]
     (tmp_path / "dog" / "f.jpg").unlink()
     (tmp_path / "dog" / "g.png").write_bytes(encode_png(np.zeros((7, 5), np.uint8), 0))
-    fails(r"image '.*dog[/\\]g\.png' is 5x7 but '.*cat[/\\]a\.png' is 5x6",
-          source="imagefolder", path=str(tmp_path))
+    error = fails(r"image '.*dog[/\\]g\.png' is 5x7 but '.*cat[/\\]a\.png' is 5x6",
+                  source="imagefolder", path=str(tmp_path))
+    assert "resize N" in error.hint
     (tmp_path / "dog" / "g.png").write_bytes(encode_png(np.zeros((6, 5), np.uint8), 0)[:-20])
-    fails("corrupt PNG", source="imagefolder", path=str(tmp_path))
+    ds = load_data(source="imagefolder", path=str(tmp_path), val=0.0)
+    assert [Path(name).name for name in ds.skipped] == ["g.png"]
+    assert len(ds.train.dataset) == 5
 
 
 def test_image_folder_empty(tmp_path):
@@ -396,6 +418,19 @@ def bad_classes():
 
 def broken():
     raise RuntimeError("no data today")
+
+def nan_train():
+    x = torch.zeros(5, 2)
+    x[2, 1] = float("nan")
+    return TensorDataset(x, torch.zeros(5).long()), None
+
+def too_high():
+    return sets()[0], TensorDataset(torch.zeros(3, 4), torch.tensor([0, 7, 1])), 7
+
+def with_test():
+    train, val = sets()
+    return {"train": train, "val": val, "test": TensorDataset(torch.ones(2, 4),
+                                                              torch.tensor([1, 0]))}
 
 NOT_CALLABLE = 3
 '''

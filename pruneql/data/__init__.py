@@ -1,8 +1,11 @@
 """Data for data-driven criteria, sensitivity analysis and fine-tuning.
 
-The recipe's ``data SOURCE ["path"] [batch N] [val FRACTION];`` statement (or the CLI's
-``--data SOURCE[:PATH]``) becomes a :class:`Dataset`: a train and a validation DataLoader
-plus what a pass needs to know about the examples.
+The recipe's ``data SOURCE ["path"] [batch N] [val F] [test F] [seed S] [resize N]
+[normalize imagenet|none];`` statement (or the CLI's ``--data SOURCE[:PATH]``) becomes a
+:class:`Dataset`: train, validation and (optionally) test DataLoaders plus what a pass needs
+to know about the examples. Sources: ``digits`` (bundled), ``npz``, ``cifar10``,
+``imagefolder`` (:mod:`pruneql.data.folder`), ``tokens`` (:mod:`pruneql.data.tokens`, with a
+bundled corpus) and ``python``.
 
     >>> ds = load_data(source="digits", batch=32)
     >>> ds.name, ds.num_classes, ds.input_shape, len(ds.train.dataset), len(ds.val.dataset)
@@ -10,45 +13,65 @@ plus what a pass needs to know about the examples.
     >>> x, y = next(iter(ds.train))
     >>> tuple(x.shape), x.dtype, y.dtype, 0.0 <= x.min().item() <= x.max().item() <= 1.0
     ((32, 1, 8, 8), torch.float32, torch.int64, True)
+
+Inputs and targets are checked when an in-memory source loads; for the rest the training
+and scoring loops call :func:`check_batch` on each batch.
 """
 from __future__ import annotations
 
 import difflib
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Subset, TensorDataset
+from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.data.distributed import DistributedSampler
 
-from pruneql.data import cifar, sources
-from pruneql.data.base import Tensors
+from pruneql.data import cifar, folder, sources, tokens
+from pruneql.data.base import NORMALIZE, Options
+from pruneql.data.checks import check_batch
+from pruneql.data.split import split, split_indices, split_three
 from pruneql.errors import DataError
 
 if TYPE_CHECKING:
     from pruneql.lang import ast
 
-__all__ = ["Dataset", "DataError", "SOURCES", "load_data", "parse_cli", "split_indices"]
+__all__ = ["Dataset", "DataError", "SOURCES", "check_batch", "load_data", "parse_cli",
+           "split_indices", "split_three"]
 
-SOURCES = ("digits", "npz", "cifar10", "imagefolder", "python")
+SOURCES = ("digits", "npz", "cifar10", "imagefolder", "tokens", "python")
 DEFAULT_BATCH = 64
 DEFAULT_VAL = 0.2
+DEFAULT_TEST = 0.0
+DEFAULT_SPLIT_SEED = 0
 _READERS = {"digits": sources.digits, "npz": sources.npz, "cifar10": cifar.cifar10,
-            "imagefolder": sources.imagefolder, "python": sources.python}
+            "imagefolder": folder.imagefolder, "tokens": tokens.tokens,
+            "python": sources.python}
+_NO_PATH = ("digits", "tokens")   # bundled data: the path is optional or refused
 _PATH_HINTS = {"npz": 'data npz "train.npz";', "cifar10": 'data cifar10 "cifar-10-batches-py";',
                "imagefolder": 'data imagefolder "images/";',
                "python": 'data python "mypkg.data:load";'}
+# keyword of load_data -> field of ast.Data (the statement's `seed` is the split's seed)
+_FIELDS = {"source": "source", "path": "path", "batch": "batch", "val": "val", "test": "test",
+           "split_seed": "seed", "resize": "resize", "normalize": "normalize"}
 
 
 @dataclass
 class Dataset:
-    """What passes consume: batches of ``(x, y)`` with float32 ``x``.
+    """What passes consume: batches of ``(x, y)``, float32 ``x`` (int64 token ids for
+    ``tokens``).
 
     ``input_shape`` is one example's shape without the batch dimension; ``num_classes`` is
-    None when unknown (float targets, or a python source that does not say).
-    ``train_sampler`` is the DistributedSampler when sharded: call ``set_epoch`` on it.
+    None when unknown (float targets, or a python source that does not say); for language
+    modelling it is the vocabulary size. ``train_sampler`` is the DistributedSampler when
+    sharded: call ``set_epoch`` on it. ``test`` is the held-out test set (None unless asked
+    for with ``test`` or brought by the source): select on ``val``, report on ``test``.
+    ``skipped`` lists the files left out as unreadable (an image folder's damaged images);
+    ``task`` is what the targets fit ("classification", "segmentation", "lm", or None);
+    ``ignore_index`` the target value the loss must ignore (255 in segmentation maps that
+    use it, -100 in token targets); ``vocab_size`` the number of token ids.
     """
 
     train: DataLoader
@@ -57,6 +80,11 @@ class Dataset:
     input_shape: tuple
     name: str
     train_sampler: DistributedSampler | None = None
+    test: DataLoader | None = None
+    skipped: list[str] = field(default_factory=list)
+    task: str | None = "classification"
+    ignore_index: int | None = None
+    vocab_size: int | None = None
 
 
 def parse_cli(text: str) -> tuple[str, str | None]:
@@ -72,57 +100,49 @@ def parse_cli(text: str) -> tuple[str, str | None]:
         raise DataError(f"unknown data source '{source}'", hint=_source_hint(source))
     if colon and not path:
         raise DataError(f"--data '{text}' names no path after the colon",
-                        hint="write SOURCE:PATH, or just SOURCE for digits")
+                        hint="write SOURCE:PATH, or just SOURCE for digits or tokens")
     return source, path or None
 
 
 def load_data(stmt: "ast.Data | None" = None, *, source: str | None = None,
               path: str | None = None, batch: int | None = None, val: float | None = None,
-              seed: int = 0, rank: int = 0, world_size: int = 1) -> Dataset:
+              test: float | None = None, split_seed: int | None = None,
+              resize: int | None = None, normalize: str | None = None,
+              task: str | None = None, seed: int = 0, rank: int = 0, world_size: int = 1,
+              progress=None) -> Dataset:
     """Build the :class:`Dataset` a ``data`` statement asks for.
 
-    Keywords override the statement's fields (a new ``source`` drops the statement's path).
-    ``val`` is the fraction held out, split the same way for the same ``seed``; with
-    ``world_size > 1`` each ``rank`` trains on its own shard and validates on everything.
+    Keywords override the statement's fields (a new ``source`` drops the statement's path);
+    ``split_seed`` overrides its ``seed``. ``val`` and ``test`` are the fractions held out,
+    chosen by ``split_seed`` alone; ``seed`` only orders the training shuffles. With
+    ``world_size > 1`` each ``rank`` trains on its own shard and evaluates on everything.
+    ``task`` (the recipe's task) decides which targets are valid; None infers it from them.
+    ``progress`` (``start``/``advance``/``end``) hears about slow steps such as indexing
+    an image folder.
 
-    >>> a = load_data(source="digits", val=0.5, seed=1)
-    >>> b = load_data(source="digits", val=0.5, seed=1)
+    >>> a = load_data(source="digits", val=0.5, split_seed=1, seed=0)
+    >>> b = load_data(source="digits", val=0.5, split_seed=1, seed=7)
     >>> torch.equal(a.val.dataset.tensors[1], b.val.dataset.tensors[1])
     True
+    >>> load_data(source="digits", test=0.1).test.dataset.tensors[0].shape[0]
+    180
     """
-    wanted, given = _merge(stmt, source=source, path=path, batch=batch, val=val)
+    overrides = dict(source=source, path=path, batch=batch, val=val, test=test,
+                     split_seed=split_seed, resize=resize, normalize=normalize)
+    wanted, given = _merge(stmt, **overrides)
     span = stmt.span if stmt is not None else None
 
     def blame(*fields):   # point at the recipe only when the recipe supplied the value
         return span if not given.intersection(fields) else None
 
-    with _spanned(blame("batch")):
-        size = _check_batch(wanted["batch"])
-    with _spanned(blame("val")):
-        fraction = _check_val(wanted["val"])
+    settings = _settings(wanted, blame)
     _check_rank(rank, world_size)
-    with _spanned(blame("source", "path")):
-        name = _check_source(wanted["source"], wanted["path"])
-        raw = _READERS[wanted["source"]](wanted["path"])
-        sets = _datasets(raw, fraction, seed)
-        return _dataset(sets, raw, name, size, seed, rank, world_size)
-
-
-def split_indices(n: int, val: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sorted (train, val) indices of ``n`` examples; ``round(n * val)`` (at least 1) held out.
-
-    >>> train, held = split_indices(10, 0.2, seed=0)
-    >>> len(train), len(held), sorted(train.tolist() + held.tolist()) == list(range(10))
-    (8, 2, True)
-    """
-    if n == 0:
-        raise DataError("the data set is empty", hint="check the data source")
-    n_val = max(1, round(n * val)) if val > 0 else 0
-    if n_val >= n:
-        raise DataError(f"val {val:g} holds out {n_val} of {n} examples, leaving none to "
-                        f"train on", hint="lower `val`, or add data")
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    return order[n_val:].sort().values, order[:n_val].sort().values
+    with _spanned(blame("source", "path", "resize", "normalize")):
+        name = _check_source(wanted["source"], wanted["path"], settings["resize"])
+        opts = Options(settings["resize"], settings["normalize"], task, progress)
+        raw = _READERS[wanted["source"]](wanted["path"], opts)
+        sets = split(raw, settings["val"], settings["test"], settings["split_seed"])
+        return _dataset(sets, raw, name, settings["batch"], seed, rank, world_size)
 
 
 # ---- settings ---------------------------------------------------------------------------
@@ -132,11 +152,26 @@ def _merge(stmt, **overrides) -> tuple[dict, set]:
     given = {key for key, value in overrides.items() if value is not None}
     if stmt is None:
         return overrides, given
-    wanted = {key: value if value is not None else getattr(stmt, key)
+    wanted = {key: value if value is not None else getattr(stmt, _FIELDS[key], None)
               for key, value in overrides.items()}
     if "source" in given and "path" not in given and overrides["source"] != stmt.source:
         wanted["path"] = None   # the recipe's path belongs to the recipe's source
     return wanted, given
+
+
+def _settings(wanted: dict, blame) -> dict:
+    """The checked numeric and named settings, defaults filled in."""
+    checked = {}
+    for key, check in (("batch", _check_batch), ("val", _check_val), ("test", _check_test),
+                       ("split_seed", _check_seed), ("resize", _check_resize),
+                       ("normalize", _check_normalize)):
+        with _spanned(blame(key)):
+            checked[key] = check(wanted[key])
+    if checked["val"] + checked["test"] >= 1:
+        with _spanned(blame("val", "test")):
+            raise DataError(f"val {checked['val']:g} and test {checked['test']:g} leave "
+                            f"nothing to train on", hint="keep val + test below 1")
+    return checked
 
 
 @contextmanager
@@ -150,20 +185,56 @@ def _spanned(span):
         raise DataError(exc.message, span, exc.hint) from exc
 
 
+def _whole(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, np.integer))
+
+
 def _check_batch(batch) -> int:
     batch = DEFAULT_BATCH if batch is None else batch
-    if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
+    if not _whole(batch) or batch < 1:
         raise DataError(f"batch must be a whole number >= 1, got {batch!r}",
                         hint=f"e.g. `batch {DEFAULT_BATCH}`")
     return int(batch)
 
 
+def _fraction(value, name: str, default: float, meaning: str) -> float:
+    value = default if value is None else value
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise DataError(f"{name} must be a fraction in [0, 1), got {value!r}",
+                        hint=f"the share of examples held out for {meaning}, e.g. "
+                             f"`{name} 0.2`")
+    return float(value)
+
+
 def _check_val(val) -> float:
-    val = DEFAULT_VAL if val is None else val
-    if isinstance(val, bool) or not isinstance(val, (int, float)) or not 0 <= val < 1:
-        raise DataError(f"val must be a fraction in [0, 1), got {val!r}",
-                        hint="the share of examples held out for validation, e.g. `val 0.2`")
-    return float(val)
+    return _fraction(val, "val", DEFAULT_VAL, "validation")
+
+
+def _check_test(test) -> float:
+    return _fraction(test, "test", DEFAULT_TEST, "the final test")
+
+
+def _check_seed(seed) -> int:
+    seed = DEFAULT_SPLIT_SEED if seed is None else seed
+    if not _whole(seed) or seed < 0:
+        raise DataError(f"the data seed must be a whole number >= 0, got {seed!r}",
+                        hint="e.g. `seed 0`; it chooses which examples are held out")
+    return int(seed)
+
+
+def _check_resize(resize) -> int | None:
+    if resize is not None and (not _whole(resize) or resize < 1):
+        raise DataError(f"resize must be a whole number of pixels >= 1, got {resize!r}",
+                        hint="e.g. `resize 224`: shorter side to 224, then the centre "
+                             "224 x 224")
+    return None if resize is None else int(resize)
+
+
+def _check_normalize(normalize) -> str | None:
+    if normalize is not None and normalize not in NORMALIZE:
+        raise DataError(f"unknown normalize '{normalize}'",
+                        hint="one of " + ", ".join(NORMALIZE))
+    return normalize
 
 
 def _check_rank(rank: int, world_size: int) -> None:
@@ -172,16 +243,19 @@ def _check_rank(rank: int, world_size: int) -> None:
                         hint="need world_size >= 1 and 0 <= rank < world_size")
 
 
-def _check_source(source: str | None, path: str | None) -> str:
-    """Validate the source and its path; returns the data set's display name."""
+def _check_source(source: str | None, path: str | None, resize: int | None) -> str:
+    """Validate the source, its path and whether it resizes; returns the display name."""
     if source is None:
         raise DataError("no data source: the recipe has no 'data' statement and none was given",
                         hint="add `data digits;` to the recipe, or pass --data SOURCE[:PATH]")
     if source not in SOURCES:
         raise DataError(f"unknown data source '{source}'", hint=_source_hint(source))
-    if source != "digits" and not path:
+    if source not in _NO_PATH and not path:
         raise DataError(f"the {source} data source needs a path",
                         hint=f"e.g. `{_PATH_HINTS[source]}` or --data {source}:PATH")
+    if resize is not None and source != "imagefolder":
+        raise DataError(f"`resize` applies to image folders, not to the {source} source",
+                        hint="leave `resize` out, or resize the data before saving it")
     return f"{source}:{path}" if path else source
 
 
@@ -190,35 +264,24 @@ def _source_hint(source: str) -> str:
     return (f"did you mean {near[0]}? " if near else "") + "one of " + ", ".join(SOURCES)
 
 
-# ---- datasets and loaders ---------------------------------------------------------------
-
-def _datasets(raw, val: float, seed: int) -> tuple:
-    """(train set, val set) as torch Datasets, or DataLoaders a python source built."""
-    if isinstance(raw, Tensors):
-        if raw.x_val is not None:   # the source brought its own validation set
-            return TensorDataset(raw.x, raw.y), TensorDataset(raw.x_val, raw.y_val)
-        train, held = split_indices(len(raw.x), val, seed)
-        return (TensorDataset(raw.x[train], raw.y[train]),
-                TensorDataset(raw.x[held], raw.y[held]))
-    if raw.val is not None:
-        return raw.train, raw.val
-    if isinstance(raw.train, DataLoader):
-        raise DataError("a python data function that returns a train DataLoader must also "
-                        "return a val DataLoader or Dataset",
-                        hint="a DataLoader cannot be split; return Datasets to split by `val`")
-    _nonempty(raw.train)
-    train, held = split_indices(len(raw.train), val, seed)
-    return Subset(raw.train, train.tolist()), Subset(raw.train, held.tolist())
-
+# ---- loaders ----------------------------------------------------------------------------
 
 def _dataset(sets: tuple, raw, name: str, batch: int, seed: int, rank: int,
              world_size: int) -> Dataset:
-    train_set, val_set = sets
-    collate = raw.collate if isinstance(raw, Tensors) else None
-    train, sampler = _train_loader(train_set, batch, collate, seed, rank, world_size)
-    val = val_set if isinstance(val_set, DataLoader) else DataLoader(
-        val_set, batch_size=batch, shuffle=False, num_workers=0, collate_fn=collate)
-    return Dataset(train, val, raw.num_classes, _input_shape(train), name, sampler)
+    train_set, val_set, test_set = sets
+    train, sampler = _train_loader(train_set, batch, raw.collate, seed, rank, world_size)
+    val, test = (_eval_loader(part, batch, raw.collate) for part in (val_set, test_set))
+    shape = getattr(raw, "input_shape", None) or _input_shape(train)
+    return Dataset(train, val, raw.num_classes, tuple(shape), name, sampler, test,
+                   skipped=getattr(raw, "skipped", []), task=raw.task,
+                   ignore_index=raw.ignore_index, vocab_size=getattr(raw, "vocab_size", None))
+
+
+def _eval_loader(part, batch: int, collate) -> DataLoader | None:
+    """Held-out sets are not sharded: every rank evaluates all of them, in one order."""
+    if part is None or isinstance(part, DataLoader):
+        return part
+    return DataLoader(part, batch_size=batch, shuffle=False, num_workers=0, collate_fn=collate)
 
 
 def _train_loader(train_set, batch: int, collate, seed: int, rank: int, world_size: int):

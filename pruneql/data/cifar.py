@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pruneql.data.base import Normalise, Tensors
+from pruneql.data import checks
+from pruneql.data.base import Normalise, Options, Tensors, renormalise
 from pruneql.data.sources import existing
 from pruneql.errors import DataError
 
@@ -64,8 +65,12 @@ class SafeUnpickler(pickle.Unpickler):
                             f"only numpy arrays and lists", hint=HINT) from None
 
 
-def cifar10(path: str) -> Tensors:
-    """Train on the data batches; validate on ``test_batch`` (or split when it is missing)."""
+def cifar10(path: str, opts: Options = Options()) -> Tensors:
+    """Train on the data batches; validate on ``test_batch`` (or split when it is missing).
+
+    A ``test`` fraction splits the test set from the training batches: ``test_batch`` stays
+    the validation set, as in every PruneQL run without ``test``.
+    """
     root = existing(path, "cifar10", folder=True)
     if (root / "cifar-10-batches-py").is_dir():   # the folder the archive extracts into
         root = root / "cifar-10-batches-py"
@@ -76,7 +81,9 @@ def cifar10(path: str) -> Tensors:
     x, y = _concat([read_batch(f) for _, f in sorted(numbered)])
     test = root / "test_batch"
     x_val, y_val = read_batch(test) if test.is_file() else (None, None)
-    return Tensors(x, y, x_val, y_val, num_classes=10, collate=Normalise(255, MEAN, STD))
+    collate = renormalise(Normalise(255, MEAN, STD), opts.normalize, 3, "cifar10")
+    raw = Tensors(x, y, x_val, y_val, num_classes=10, collate=collate)
+    return checks.vet(raw, opts.task, f"cifar10 folder '{path}'")
 
 
 def read_batch(file: Path) -> tuple[torch.Tensor, torch.Tensor]:

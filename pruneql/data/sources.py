@@ -1,12 +1,12 @@
-"""The data sources other than CIFAR-10: bundled digits, npz, image folders, python.
+"""The data sources other than CIFAR-10, image folders and tokens: digits, npz, python.
 
-Each reader takes the statement's path and returns :class:`Tensors` (the whole set in
-memory) or :class:`Parts` (what a user's function returned); splitting and batching happen
-in :mod:`pruneql.data`.
+Each reader takes the statement's path and :class:`Options` and returns :class:`Tensors`
+(the whole set in memory, checked by :func:`pruneql.data.checks.vet`) or :class:`Parts`
+(what a user's function returned); splitting and batching happen in :mod:`pruneql.data`.
 
     >>> t = digits(None)
-    >>> tuple(t.x.shape), t.x.dtype, t.num_classes
-    ((1797, 1, 8, 8), torch.uint8, 10)
+    >>> tuple(t.x.shape), t.x.dtype, t.num_classes, t.task
+    ((1797, 1, 8, 8), torch.uint8, 10, 'classification')
 """
 from __future__ import annotations
 
@@ -16,14 +16,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, IterableDataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
 
-from pruneql.data import images
-from pruneql.data.base import Normalise, Parts, Tensors
+from pruneql.data import checks
+from pruneql.data.base import Normalise, Options, Parts, Tensors, renormalise
 from pruneql.errors import DataError
 
 DIGITS_FILE = Path(__file__).with_name("digits.npz")
-NPZ_HINT = "write it with numpy.savez(path, x=inputs, y=labels[, x_val=..., y_val=...])"
+NPZ_HINT = ("write it with numpy.savez(path, x=inputs, y=targets[, x_val=..., y_val=..., "
+            "x_test=..., y_test=..., num_classes=C])")
+_HELD_OUT = (("x_val", "y_val"), ("x_test", "y_test"))
 
 
 def existing(path: str, source: str, folder: bool) -> Path:
@@ -42,56 +44,95 @@ def existing(path: str, source: str, folder: bool) -> Path:
 
 # ---- digits -----------------------------------------------------------------------------
 
-def digits(path: str | None) -> Tensors:
+def digits(path: str | None, opts: Options = Options()) -> Tensors:
     """The bundled UCI digits: 1,797 8x8 images, pixel values 0..16 (scaled per batch)."""
     if path is not None:
         raise DataError(f"the digits source is bundled and takes no path (got '{path}')",
                         hint="write `data digits;`, or `data npz \"FILE\";` for your own data")
     with np.load(DIGITS_FILE) as arrays:
         x, y = arrays["x"], arrays["y"]
-    return Tensors(torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y).long(),
-                   num_classes=10, collate=Normalise(16))
+    collate = renormalise(Normalise(16), opts.normalize, 1, "digits")
+    raw = Tensors(torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y).long(),
+                  num_classes=10, collate=collate)
+    return checks.vet(raw, opts.task, "digits")
 
 
 # ---- npz --------------------------------------------------------------------------------
 
-def npz(path: str) -> Tensors:
-    """Arrays ``x``, ``y`` and optionally ``x_val``, ``y_val`` from a numpy ``.npz`` file."""
-    arrays = _read_npz(existing(path, "npz", folder=False), path)
+def npz(path: str, opts: Options = Options()) -> Tensors:
+    """Arrays ``x``, ``y``; optionally ``x_val``/``y_val`` and ``x_test``/``y_test`` (held-out
+    sets used instead of splitting) and a scalar ``num_classes`` (labels are checked
+    against it; without it, the largest label + 1)."""
+    arrays = read_npz(existing(path, "npz", folder=False), path)
+    keys = pairs(arrays, path)
+    keep_uint8 = all(arrays[xkey].dtype == np.uint8 for xkey, _ in keys)
+    sets = {xkey: (_inputs(arrays[xkey], keep_uint8), targets(arrays[ykey], ykey, path))
+            for xkey, ykey in keys}
+    _same_example_shape(sets, path)
+    collate = Normalise(255) if keep_uint8 else None
+    if opts.normalize is not None:
+        collate = renormalise(collate, opts.normalize, _channels(sets["x"][0]), f"'{path}'")
+    raw = Tensors(*sets["x"], *sets.get("x_val", (None, None)),
+                  *sets.get("x_test", (None, None)),
+                  num_classes=scalar(arrays, "num_classes", path), collate=collate)
+    return checks.vet(raw, opts.task, f"npz file '{path}'")
+
+
+def scalar(arrays: dict, key: str, path: str) -> int | None:
+    """An optional positive integer stored as a 0-d array (``num_classes``, ``vocab_size``)."""
+    if key not in arrays:
+        return None
+    value = arrays[key]
+    if value.ndim != 0 or value.dtype.kind not in "ui" or int(value) < 1:
+        raise DataError(f"npz file '{path}': '{key}' must be a positive whole number, got "
+                        f"{value!r}", hint=f"e.g. numpy.savez(path, ..., {key}=10)")
+    return int(value)
+
+
+def pairs(arrays: dict, path: str, check=None) -> list[tuple[str, str]]:
+    """The (x, y) key pairs present, each checked by ``check(x, y, xkey, ykey, path)``
+    (by default, as npz inputs and targets)."""
     missing = [key for key in ("x", "y") if key not in arrays]
     if missing:
         raise DataError(f"npz file '{path}' has no {' or '.join(map(repr, missing))} array "
                         f"(it holds {sorted(arrays) or 'nothing'})", hint=NPZ_HINT)
-    if ("x_val" in arrays) != ("y_val" in arrays):
-        raise DataError(f"npz file '{path}' has only one of 'x_val' and 'y_val'",
-                        hint="give both validation arrays, or neither (then `val` splits)")
-    pairs = [("x", "y")] + ([("x_val", "y_val")] if "x_val" in arrays else [])
-    for xkey, ykey in pairs:
-        _check_pair(arrays[xkey], arrays[ykey], xkey, ykey, path)
-    keep_uint8 = all(arrays[xkey].dtype == np.uint8 for xkey, _ in pairs)
-    xs = [_inputs(arrays[xkey], keep_uint8) for xkey, _ in pairs]
-    ys = [_targets(arrays[ykey], ykey, path) for _, ykey in pairs]
-    if len(xs) == 2 and xs[0].shape[1:] != xs[1].shape[1:]:
-        raise DataError(f"npz file '{path}': 'x' examples have shape {tuple(xs[0].shape[1:])}"
-                        f" but 'x_val' examples {tuple(xs[1].shape[1:])}", hint=NPZ_HINT)
-    labelled = ys[0].dtype == torch.long
-    num_classes = int(max(int(y.max()) for y in ys if len(y)) + 1) if labelled else None
-    val = (xs[1], ys[1]) if len(xs) == 2 else (None, None)
-    return Tensors(xs[0], ys[0], *val, num_classes=num_classes,
-                   collate=Normalise(255) if keep_uint8 else None)
+    found = [("x", "y")]
+    for xkey, ykey in _HELD_OUT:
+        if (xkey in arrays) != (ykey in arrays):
+            raise DataError(f"npz file '{path}' has only one of '{xkey}' and '{ykey}'",
+                            hint="give both arrays of a held-out set, or neither (then "
+                                 "`val`/`test` split the training examples)")
+        if xkey in arrays:
+            found.append((xkey, ykey))
+    for xkey, ykey in found:
+        (check or _check_pair)(arrays[xkey], arrays[ykey], xkey, ykey, path)
+    return found
 
 
-def _read_npz(file: Path, path: str) -> dict:
+def _same_example_shape(sets: dict, path: str) -> None:
+    shape = tuple(sets["x"][0].shape[1:])
+    for key, (x, _) in sets.items():
+        if tuple(x.shape[1:]) != shape:
+            raise DataError(f"npz file '{path}': 'x' examples have shape {shape} but '{key}' "
+                            f"examples {tuple(x.shape[1:])}", hint=NPZ_HINT)
+
+
+def _channels(x: torch.Tensor) -> int:
+    return x.shape[1] if x.dim() == 4 else 1
+
+
+def read_npz(file: Path, path: str, hint: str = NPZ_HINT) -> dict:
+    """Every array of an ``.npz`` file, read without unpickling anything."""
     try:
         # allow_pickle=False: an .npz must never run code when it is read
         loaded = np.load(file, allow_pickle=False)
         if not isinstance(loaded, np.lib.npyio.NpzFile):   # a plain .npy gives one ndarray
             raise DataError(f"'{path}' holds a single array, not named 'x' and 'y' arrays",
-                            hint=NPZ_HINT)
+                            hint=hint)
         with loaded:
             return {key: loaded[key] for key in loaded.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise DataError(f"cannot read npz file '{path}': {exc}", hint=NPZ_HINT) from exc
+        raise DataError(f"cannot read npz file '{path}': {exc}", hint=hint) from exc
 
 
 def _check_pair(x: np.ndarray, y: np.ndarray, xkey: str, ykey: str, path: str) -> None:
@@ -117,79 +158,36 @@ def _inputs(x: np.ndarray, keep_uint8: bool) -> torch.Tensor:
     return t.unsqueeze(1) if x.ndim == 3 else t   # (N, H, W) images get a channel dim
 
 
-def _targets(y: np.ndarray, key: str, path: str) -> torch.Tensor:
-    """Integer labels become int64 class indices; float targets stay float (no classes)."""
+def targets(y: np.ndarray, key: str, path: str) -> torch.Tensor:
+    """Integers and booleans become int64, floats float32; which the task accepts, and in
+    what range, :func:`pruneql.data.checks.vet` decides."""
+    if y.dtype.kind in "uib":
+        return torch.from_numpy(y.astype(np.int64))
     if y.dtype.kind == "f":
         return torch.from_numpy(np.ascontiguousarray(y)).float()
-    if y.dtype.kind not in "uib" or y.ndim != 1:
-        raise DataError(f"npz file '{path}': '{key}' must be 1-D integer labels "
-                        f"(got dtype {y.dtype}, shape {y.shape})", hint=NPZ_HINT)
-    if len(y) and y.min() < 0:
-        raise DataError(f"npz file '{path}': '{key}' has negative label {y.min()}",
-                        hint="labels are class indices 0..num_classes-1")
-    return torch.from_numpy(y.astype(np.int64))
-
-
-# ---- image folders ----------------------------------------------------------------------
-
-def imagefolder(path: str) -> Tensors:
-    """ROOT/CLASS/IMAGE: classes are the sorted sub-folder names, labels their index."""
-    root = existing(path, "imagefolder", folder=True)
-    classes = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    if not classes:
-        raise DataError(f"image folder '{path}' has no class sub-folders",
-                        hint="put each class's images in its own folder: ROOT/cat/1.png, "
-                             "ROOT/dog/2.png")
-    pictures, labels = [], []
-    for label, folder in enumerate(classes):
-        files = _image_files(folder, path)
-        pictures += [(file, images.decode(file.read_bytes(), str(file))) for file in files]
-        labels += [label] * len(files)
-    x = _stack(pictures)
-    return Tensors(x, torch.tensor(labels, dtype=torch.long), num_classes=len(classes),
-                   collate=Normalise(255))
-
-
-def _image_files(folder: Path, path: str) -> list[Path]:
-    # hidden files (.DS_Store, editor droppings) are not images anyone meant to include
-    files = sorted(f for f in folder.rglob("*") if f.is_file()
-                   and not any(part.startswith(".") for part in f.relative_to(folder).parts))
-    if not files:
-        raise DataError(f"class folder '{folder.name}' in '{path}' holds no images",
-                        hint="remove the empty folder, or add its images")
-    return files
-
-
-def _stack(pictures: list) -> torch.Tensor:
-    """(N, C, H, W) uint8: alpha dropped, grayscale widened to RGB if any image is colour."""
-    first_file, first = pictures[0]
-    for file, picture in pictures:
-        if picture.shape[:2] != first.shape[:2]:
-            raise DataError(f"image '{file}' is {picture.shape[1]}x{picture.shape[0]} but "
-                            f"'{first_file}' is {first.shape[1]}x{first.shape[0]}",
-                            hint="all images must share one size; resize them first")
-    opaque = [p[..., :3] if p.shape[2] >= 3 else p[..., :1] for _, p in pictures]
-    channels = max(p.shape[2] for p in opaque)
-    widened = [np.repeat(p, channels // p.shape[2], axis=2) for p in opaque]
-    return torch.from_numpy(np.stack(widened)).permute(0, 3, 1, 2).contiguous()
+    raise DataError(f"npz file '{path}': '{key}' has dtype {y.dtype}, not numbers",
+                    hint=NPZ_HINT)
 
 
 # ---- python -----------------------------------------------------------------------------
 
 PYTHON_HINT = ("the function takes no arguments and returns (train, val[, num_classes]) or "
-               "{'train': ..., 'val': ..., 'num_classes': ...}, with torch Datasets or "
-               "DataLoaders")
+               "{'train': ..., 'val': ..., 'test': ..., 'num_classes': ...}, with torch "
+               "Datasets or DataLoaders")
+_ROLES = ("train", "val", "test")
 
 
-def python(target: str) -> Parts:
-    """Call ``pkg.mod:fn`` and check what it returned."""
+def python(target: str, opts: Options = Options()) -> Parts:
+    """Call ``pkg.mod:fn`` and check what it returned; TensorDatasets are checked whole."""
     fn = _function(target)
+    if opts.normalize is not None:
+        renormalise(None, opts.normalize, 0, f"data function '{target}'")   # always refuses
     try:
         result = fn()
     except Exception as exc:
         raise DataError(f"data function '{target}' failed: {type(exc).__name__}: {exc}",
                         hint=PYTHON_HINT) from exc
-    return _parts(result, target)
+    return _vet_parts(_parts(result, target), target, opts.task)
 
 
 def _function(target: str):
@@ -211,14 +209,17 @@ def _function(target: str):
 
 def _parts(result, target: str) -> Parts:
     if isinstance(result, dict) and "train" in result:
-        parts = Parts(result["train"], result.get("val"), result.get("num_classes"))
+        parts = Parts(result["train"], result.get("val"), result.get("num_classes"),
+                      test=result.get("test"))
     elif isinstance(result, (tuple, list)) and len(result) in (2, 3):
         parts = Parts(*result)
     else:
         raise DataError(f"data function '{target}' returned {_describe(result)}",
                         hint=PYTHON_HINT)
-    for role, part in (("train", parts.train), ("val", parts.val)):
-        if not (isinstance(part, DataLoader) or _map_style(part) or (role, part) == ("val", None)):
+    for role in _ROLES:
+        part = getattr(parts, role)
+        if not (isinstance(part, DataLoader) or _map_style(part) or
+                (role != "train" and part is None)):
             raise DataError(f"data function '{target}' returned {_describe(part)} as its "
                             f"{role} part, not a torch Dataset or DataLoader",
                             hint="wrap tensors in torch.utils.data.TensorDataset(x, y)")
@@ -227,6 +228,34 @@ def _parts(result, target: str) -> Parts:
         raise DataError(f"data function '{target}' returned num_classes={nc!r}",
                         hint="num_classes must be a positive int, or left out")
     return parts
+
+
+def _vet_parts(parts: Parts, target: str, task: str | None) -> Parts:
+    """Check the parts that are tensors in memory; the task is what the first of them holds
+    (or the one asked for). Other datasets are checked per batch (``check_batch``)."""
+    parts.task = task
+    for role in _ROLES:
+        pair = _tensor_pair(getattr(parts, role))
+        if pair is None:
+            continue
+        x, y = pair
+        where = f"data function '{target}', {role} set"
+        checks.check_inputs(x, where)
+        parts.task = checks.resolve_task(task, checks.infer_task(x, y))
+        if parts.task in ("classification", "segmentation", "lm"):
+            checks.check_targets(y, where, parts.task, parts.num_classes, x=x,
+                                 ignore_index=checks.SEG_IGNORE)
+        if parts.task == "segmentation" and bool((y == checks.SEG_IGNORE).any()):
+            parts.ignore_index = checks.SEG_IGNORE
+    return parts
+
+
+def _tensor_pair(part) -> tuple | None:
+    """(inputs, targets) of a TensorDataset of two tensors, or one inside a DataLoader."""
+    dataset = part.dataset if isinstance(part, DataLoader) else part
+    if isinstance(dataset, TensorDataset) and len(dataset.tensors) == 2:
+        return dataset.tensors
+    return None
 
 
 def _map_style(part) -> bool:
