@@ -20,6 +20,7 @@ class Report:
     target: dict | None = None                    # {metric, value, achieved[, *_ms]}
     weights: str = ""                             # a path, "random init", "caller's module"
     frontend: str | None = None                   # which tracer read the model
+    evaluation: dict | None = None                # task, metric, split of `accuracy`
 
     def reduction(self, key: str) -> float:
         """Fraction of ``flops`` or ``params`` removed."""
@@ -34,6 +35,6 @@ class Report:
                 "weights": self.weights, "frontend": self.frontend,
                 "groups": self.groups, "layers": self.layers, "matmuls": self.matmuls,
                 "verify": self.verify,
-                **({"accuracy": self.accuracy, "history": self.history}
-                   if self.accuracy else {}),
+                **({"accuracy": self.accuracy, "history": self.history,
+                    "evaluation": self.evaluation} if self.accuracy else {}),
                 **({"target": self.target} if self.target else {})}

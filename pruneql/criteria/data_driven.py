@@ -7,7 +7,8 @@ removes the lowest). Classes already removed (``removed``, a bool per class id) 
 off with :func:`pruneql.graph.gates.gated` during every evaluation, so the scores describe
 the current, partly pruned network. The model is evaluated in eval mode (BatchNorm on its
 running statistics); its weights, ``requires_grad`` flags and train/eval state are left as
-they were. The loss is the mean cross-entropy of ``(x, y)`` classification batches.
+they were. The loss is the task's (:mod:`pruneql.tasks`; default the cross-entropy of
+``(x, y)`` classification batches).
 
 A channel is *consumed* where a conv/linear layer reads it: the activation ``z`` of a
 channel is the input of its consuming layers (for conv -> BN -> ReLU -> conv, the post-ReLU
@@ -57,6 +58,9 @@ import torch.nn.functional as F
 
 from pruneql.graph.channels import layer_flops
 from pruneql.graph.gates import channel_dim, consumers, gated
+from pruneql.tasks import Task, to_device
+
+_CLASSIFICATION = Task.named("classification")
 
 DATA_CRITERIA = ("taylor", "activation", "ensemble", "oracle")
 __all__ = ["DATA_CRITERIA", "data_scores", "taylor", "activation", "oracle", "ensemble",
@@ -69,12 +73,14 @@ ENSEMBLE_BATCHES = 4
 
 def data_scores(name: str, args: dict, model: torch.nn.Module, analysis, groups: list,
                 batches: list, removed: np.ndarray | None = None,
-                seed: int = 0) -> dict[int, np.ndarray]:
+                seed: int = 0, task: Task | None = None) -> dict[int, np.ndarray]:
     """Group id -> importance of each group channel (float64, higher = keep) by ``name``.
 
     ``args`` are the recipe's criterion arguments (see the module docstring for their
-    defaults); ``batches`` a list of ``(x, y)``.
+    defaults); ``batches`` a list of ``(x, y)``; ``task`` gives the loss (default:
+    classification's cross-entropy).
     """
+    task = task or _CLASSIFICATION
     args = dict(args or {})
     batches = list(batches)
     if not batches:
@@ -84,17 +90,18 @@ def data_scores(name: str, args: dict, model: torch.nn.Module, analysis, groups:
     removed = np.asarray(removed, dtype=bool)
     if name == "taylor":
         return taylor(model, analysis, groups, _first(batches, args.get("batches")), removed,
-                      flops_reg=float(args.get("flops_reg", 0.0)))
+                      flops_reg=float(args.get("flops_reg", 0.0)), task=task)
     if name == "activation":
         return activation(model, analysis, groups, _first(batches, args.get("batches")),
                           removed, stat=args.get("stat", "mean"))
     if name == "oracle":
-        return oracle(model, analysis, groups, _first(batches, args.get("batches")), removed)
+        return oracle(model, analysis, groups, _first(batches, args.get("batches")), removed,
+                      task=task)
     if name == "ensemble":
         use = _first(batches, args.get("batches", ENSEMBLE_BATCHES))
         return ensemble(model, analysis, groups, use, removed,
                         samples=int(args.get("samples", ENSEMBLE_SAMPLES)),
-                        keep=float(args.get("keep", ENSEMBLE_KEEP)), seed=seed)
+                        keep=float(args.get("keep", ENSEMBLE_KEEP)), seed=seed, task=task)
     raise ValueError(f"unknown data-driven criterion '{name}' "
                      f"(one of {', '.join(DATA_CRITERIA)})")
 
@@ -106,23 +113,16 @@ def _first(batches: list, count) -> list:
 # ---------------------------------------------------------------- evaluation plumbing
 
 @contextmanager
-def _evaluating(model: torch.nn.Module, analysis, removed: np.ndarray, frozen: bool):
-    """Eval mode, the removed classes gated off; with ``frozen`` no parameter gradients.
-
-    Everything is restored on exit: train/eval state of every submodule, ``requires_grad``.
-    """
+def _evaluating(model: torch.nn.Module, analysis, removed: np.ndarray):
+    """Eval mode, the removed classes gated off; the train/eval state of every submodule is
+    restored on exit. Parameters are not touched (their tensors may be the caller's):
+    Taylor asks autograd for the activations' gradients alone."""
     modes = [(m, m.training) for m in model.modules()]
-    flags = [(p, p.requires_grad) for p in model.parameters()]
     model.eval()
     try:
-        if frozen:
-            for p, _ in flags:
-                p.requires_grad_(False)
         with gated(model, analysis, removed):
             yield model
     finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
         for m, mode in modes:
             m.training = mode
 
@@ -202,23 +202,23 @@ def _split(values: np.ndarray, groups: list, offsets: list) -> dict:
 
 def _xy(batch, device):
     x, y = batch
-    return x.to(device), y.to(device)
+    return x.to(device), to_device(y, device)
 
 
 @torch.no_grad()
-def _mean_loss(model, batches: list, device) -> float:
+def _mean_loss(model, batches: list, device, task: Task = _CLASSIFICATION) -> float:
     total, count = 0.0, 0
     for batch in batches:
         x, y = _xy(batch, device)
-        total += float(F.cross_entropy(model(x), y, reduction="sum"))
-        count += len(y)
+        total += float(task.loss(model(x), y, reduction="sum"))
+        count += len(x)
     return total / max(count, 1)
 
 
 # ---------------------------------------------------------------------------- taylor
 
 def taylor(model, analysis, groups: list, batches: list, removed: np.ndarray,
-           flops_reg: float = 0.0) -> dict:
+           flops_reg: float = 0.0, task: Task = _CLASSIFICATION) -> dict:
     """Molchanov et al.'s first-order Taylor criterion, per-layer l2-normalised."""
     if not groups:
         return {}
@@ -235,6 +235,7 @@ def taylor(model, analysis, groups: list, batches: list, removed: np.ndarray,
             # a tensor of its own per consumer, so its gradient is this consumer's alone
             z = z.view_as(z) if z.requires_grad else z.detach().requires_grad_(True)
             saved = z.detach()
+            state["inputs"].append(z)
 
             def on_grad(g):
                 probe.to_classes(probe.per_feature(g * saved), state["acc"])
@@ -242,7 +243,7 @@ def taylor(model, analysis, groups: list, batches: list, removed: np.ndarray,
             return (z,) + tuple(args[1:])
         return hook
 
-    with _evaluating(model, analysis, removed, frozen=True), ExitStack() as stack:
+    with _evaluating(model, analysis, removed), ExitStack() as stack:
         for probe in probes:
             handle = modules[probe.layer.name].register_forward_pre_hook(pre_hook(probe))
             stack.callback(handle.remove)
@@ -250,9 +251,11 @@ def taylor(model, analysis, groups: list, batches: list, removed: np.ndarray,
             for batch in batches:
                 x, y = _xy(batch, device)
                 state["acc"] = torch.zeros(len(x), width, dtype=torch.float64, device=device)
-                loss = F.cross_entropy(model(x), y, reduction="sum")
-                if loss.requires_grad:
-                    loss.backward()
+                state["inputs"] = []
+                loss = task.loss(model(x), y, reduction="sum")
+                if loss.requires_grad and state["inputs"]:
+                    # gradients of the probed activations only: no parameter's .grad moves
+                    torch.autograd.backward(loss, inputs=state["inputs"])
                 total += state["acc"].abs().sum(dim=0)
                 examples += len(x)
     theta = (total / max(examples, 1)).cpu().numpy()
@@ -324,7 +327,7 @@ def activation(model, analysis, groups: list, batches: list, removed: np.ndarray
             return None
         return hook
 
-    with _evaluating(model, analysis, removed, frozen=True), ExitStack() as stack, \
+    with _evaluating(model, analysis, removed), ExitStack() as stack, \
             torch.no_grad():
         for i, probe in enumerate(probes):
             handle = modules[probe.layer.name].register_forward_pre_hook(pre_hook(i, probe))
@@ -349,11 +352,12 @@ def activation(model, analysis, groups: list, batches: list, removed: np.ndarray
 
 # ---------------------------------------------------------------------------- oracle
 
-def oracle(model, analysis, groups: list, batches: list, removed: np.ndarray) -> dict:
+def oracle(model, analysis, groups: list, batches: list, removed: np.ndarray,
+           task: Task = _CLASSIFICATION) -> dict:
     """|change of the loss| when each channel alone is additionally gated off."""
     device = _device(model)
-    with _evaluating(model, analysis, removed, frozen=True):
-        base = _mean_loss(model, batches, device)
+    with _evaluating(model, analysis, removed):
+        base = _mean_loss(model, batches, device, task)
     scores = {}
     for group in groups:
         s = np.zeros(group.size)
@@ -362,8 +366,8 @@ def oracle(model, analysis, groups: list, batches: list, removed: np.ndarray) ->
                 continue
             trial = removed.copy()
             trial[cls] = True
-            with _evaluating(model, analysis, trial, frozen=True):
-                s[j] = abs(_mean_loss(model, batches, device) - base)
+            with _evaluating(model, analysis, trial):
+                s[j] = abs(_mean_loss(model, batches, device, task) - base)
         scores[group.id] = s
     return scores
 
@@ -372,7 +376,7 @@ def oracle(model, analysis, groups: list, batches: list, removed: np.ndarray) ->
 
 def ensemble(model, analysis, groups: list, batches: list, removed: np.ndarray,
              samples: int = ENSEMBLE_SAMPLES, keep: float = ENSEMBLE_KEEP,
-             seed: int = 0) -> dict:
+             seed: int = 0, task: Task = _CLASSIFICATION) -> dict:
     """Sándor et al.'s linear filter ensembles: -a_j of a least-squares additive fit."""
     device = _device(model)
     scores = {}
@@ -387,8 +391,8 @@ def ensemble(model, analysis, groups: list, batches: list, removed: np.ndarray,
         for i, mask in enumerate(masks):
             trial = removed.copy()
             trial[group.classes[live[~mask]]] = True
-            with _evaluating(model, analysis, trial, frozen=True):
-                losses[i] = _mean_loss(model, batches, device)
+            with _evaluating(model, analysis, trial):
+                losses[i] = _mean_loss(model, batches, device, task)
         _, coef = fit_linear_ensemble(masks, losses)
         s[live] = -coef
         scores[group.id] = s

@@ -1,5 +1,5 @@
 """Sensitivity trials (Li et al. 2017), shared by the ``sensitivity`` and ``sweep`` passes:
-each group pruned alone at several fractions, with the validation accuracy.
+each group pruned alone at several fractions, with the task's validation metric.
 
 A trial zeroes a group's lowest-ranked channels where they are consumed (a gate, exactly
 equivalent to removing them) and evaluates the validation set. The network's prefix that
@@ -19,7 +19,7 @@ from pruneql.training import world
 
 
 def run_trials(ctx: Context, selections: list, fractions) -> dict:
-    """Group id -> [{"fraction", "kept", "accuracy"}] for each fraction pruned.
+    """Group id -> [{"fraction", "kept", <metric>}] for each fraction pruned.
 
     ``fractions`` is one list for every group, or a dict of lists per group id.
     """
@@ -58,7 +58,7 @@ class _Trials:
             drop = self.ctx.analysis.choose_removal(sel.group, ranking, kept)
             removed[sel.group.classes[drop]] = True
             rows.append({"fraction": float(fraction), "kept": sel.group.size - len(drop),
-                         "accuracy": self.accuracy(removed, cache)})
+                         self.ctx.task.metric: self.score(removed, cache)})
         return rows
 
     def ranking(self, sel) -> np.ndarray:
@@ -79,14 +79,13 @@ class _Trials:
         return env
 
     @torch.no_grad()
-    def accuracy(self, removed: np.ndarray, cache: list) -> float:
-        correct = total = 0
+    def score(self, removed: np.ndarray, cache: list) -> float:
+        """The task's metric on the validation batches with ``removed`` gated off."""
+        meter = self.ctx.task.meter()
         with gated(self.gm, self.ctx.analysis, removed):
             for (x, y), env in zip(self.batches, cache):
-                out = fx.Interpreter(self.gm).run(x, initial_env=dict(env))
-                correct += (out.argmax(1) == y).sum().item()
-                total += len(y)
-        return correct / max(total, 1)
+                meter.add(fx.Interpreter(self.gm).run(x, initial_env=dict(env)), y)
+        return meter.result()[self.ctx.task.metric]
 
 
 def _cut_nodes(gm: fx.GraphModule, analysis, group) -> set:

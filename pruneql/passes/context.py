@@ -58,7 +58,8 @@ class Context:
     traced: dict = field(default_factory=dict)        # trace: front-end, eager check
     analysis: object = None                           # channels
     data: object = None                               # data: a data.Dataset
-    baseline: dict = field(default_factory=dict)      # data: the metric before pruning
+    task: object = None                               # data: tasks.Task (loss and metric)
+    baseline: dict = field(default_factory=dict)      # data: {"val": metrics, "test": …}
     selections: list = field(default_factory=list)    # resolve
     sensitivity: dict = field(default_factory=dict)   # sensitivity: group id -> drop
     sweep: list = field(default_factory=list)         # sweep: rows of `pruneql sensitivity`

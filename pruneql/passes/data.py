@@ -1,11 +1,15 @@
-"""Load the recipe's data source, when a pass needs data, and measure the baseline."""
+"""Load the recipe's data source when a pass needs data, settle the task (loss and
+metric), and measure the model before pruning on the validation (and test) split."""
 from __future__ import annotations
+
+import importlib
 
 from pruneql.criteria import DATA_CRITERIA
 from pruneql.data import load_data, parse_cli
-from pruneql.errors import DataError, RecipeError
+from pruneql.errors import DataError, ModelError, RecipeError
 from pruneql.lang import ast
 from pruneql.passes.context import Context
+from pruneql.tasks import Task
 from pruneql.training import evaluate, world
 
 
@@ -31,8 +35,9 @@ def data(ctx: Context) -> Context:
         return ctx
     source, path = parse_cli(ctx.options.data) if ctx.options.data else (None, None)
     rank, size = world()
+    kind = task_kind(ctx.recipe)
     ctx.data = load_data(stmt, source=source, path=path, seed=ctx.options.seed, rank=rank,
-                         world_size=size)
+                         world_size=size, task=kind, progress=ctx.progress)
     expected = tuple(ctx.example_inputs[0].shape[1:])
     if tuple(ctx.data.input_shape) != expected:
         raise DataError(f"the data's examples have shape {'x'.join(map(str, ctx.data.input_shape))}"
@@ -41,8 +46,49 @@ def data(ctx: Context) -> Context:
                         hint="use data that fits the model, or set `input` to the data's shape")
     if len(ctx.data.val) == 0:
         raise DataError("the validation split is empty", hint="use `val` > 0 (e.g. val 0.2)")
-    ctx.baseline = evaluate(ctx.gm, ctx.data.val)
+    ctx.task = _task(ctx, kind)
+    ctx.baseline = measured(ctx, ctx.gm)
     return ctx
+
+
+def measured(ctx: Context, model) -> dict:
+    """``{"val": metrics[, "test": metrics]}`` of ``model`` under the recipe's task."""
+    found = {"val": evaluate(model, ctx.data.val, ctx.task, ctx.data, "val")}
+    if getattr(ctx.data, "test", None) is not None:
+        found["test"] = evaluate(model, ctx.data.test, ctx.task, ctx.data, "test")
+    return found
+
+
+def task_statement(recipe):
+    """The recipe's ``task`` statement, if any."""
+    return next((s for s in recipe.statements if type(s).__name__ == "Task"), None)
+
+
+def task_kind(recipe) -> str:
+    stmt = task_statement(recipe)
+    return stmt.kind if stmt is not None else "classification"
+
+
+def _task(ctx: Context, kind: str) -> Task:
+    if kind != "python":
+        return Task.named(kind, getattr(ctx.data, "ignore_index", None))
+    stmt = task_statement(ctx.recipe)
+    return Task.custom(_call_task(stmt.function, ctx.model, stmt.span))
+
+
+def _call_task(name: str, model, span):
+    module_name, _, attr = name.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ModelError(f"cannot import task function '{name}': {exc}", span=span,
+                         hint="the module must be importable (check PYTHONPATH)") from exc
+    try:
+        return factory(model)
+    except Exception as exc:
+        raise ModelError(f"task function '{name}' failed: {exc}", span=span,
+                         hint="it is called with the model and returns loss or "
+                              "(loss, metric)") from exc
 
 
 def _word(stmt) -> str:

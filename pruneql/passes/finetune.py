@@ -5,31 +5,33 @@ from pruneql.distributed import agree
 from pruneql.graph.copying import own_tensors
 from pruneql.lang import ast
 from pruneql.passes.context import Context
-from pruneql.training import Hyper, evaluate, train
+from pruneql.passes.data import measured
+from pruneql.training import Hyper, train
 
 
 def hyper_of(stmt: ast.Finetune | None) -> Hyper:
-    """Optimiser settings of a ``finetune`` statement; Li et al.'s constant lr 0.001 by default."""
+    """Optimiser settings of a ``finetune`` statement; Li et al.'s constant lr 0.001 and
+    their last-epoch result by default."""
     if stmt is None:
         return Hyper()
-    given = {k: getattr(stmt, k) for k in ("epochs", "lr", "momentum", "weight_decay",
-                                           "optimizer") if getattr(stmt, k) is not None}
-    return Hyper(**given)
+    given = {k: getattr(stmt, k, None) for k in ("epochs", "lr", "momentum", "weight_decay",
+                                                 "optimizer", "select")}
+    return Hyper(**{k: v for k, v in given.items() if v is not None})
 
 
 def finetune(ctx: Context) -> Context:
-    """Set ``ctx.recovery``: the pruned model's validation metrics, and after ``finetune
-    epochs N`` the fine-tuned ones and the history (the model is trained in place, on
-    tensors of its own)."""
+    """Set ``ctx.recovery``: the pruned model's metrics (validation, and test when the data
+    has a test split), and after ``finetune epochs N`` the fine-tuned ones, the history and
+    which epoch was kept (the model is trained in place, on tensors of its own)."""
     if ctx.data is None:
         return ctx
-    ctx.recovery = {"pruned": evaluate(ctx.pruned, ctx.data.val)}
+    ctx.recovery = {"pruned": measured(ctx, ctx.pruned)}
     stmt = ctx.recipe.first(ast.Finetune)
     if stmt is None:
         return ctx
     own_tensors(ctx.pruned, ctx.borrowed)
     agree("pruned model", ctx.pruned)       # under torchrun: every rank the same
-    history = train(ctx.pruned, ctx.data, hyper_of(stmt), ctx.progress)
-    ctx.recovery.update(finetuned={"accuracy": history.best_accuracy},
-                        history=history.epochs)
+    history = train(ctx.pruned, ctx.data, hyper_of(stmt), ctx.progress, ctx.task)
+    ctx.recovery.update(finetuned=measured(ctx, ctx.pruned), history=history.epochs,
+                        kept_epoch=history.kept_epoch, selected_on=history.selected_on)
     return ctx

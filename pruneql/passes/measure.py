@@ -36,6 +36,7 @@ def measure(ctx: Context) -> Context:
                         groups=_group_rows(ctx), layers=layers, verify=ctx.verify,
                         accuracy=_accuracy(ctx), history=list(ctx.recovery.get("history", [])),
                         target=_target(ctx), weights=ctx.weights,
+                        evaluation=_evaluation(ctx),
                         frontend=ctx.traced.get("frontend"))
     return ctx
 
@@ -49,11 +50,35 @@ def _matmul_rows(gm, cut) -> list:
 
 
 def _accuracy(ctx: Context) -> dict:
-    found = {"before": ctx.baseline["accuracy"]} if ctx.baseline else {}
+    """The task's metric before, pruned and fine-tuned, on the reported split."""
+    if not ctx.baseline:
+        return {}
+    split, metric = _split(ctx), ctx.task.metric
+    found = {"before": ctx.baseline[split][metric]}
     for key in ("pruned", "finetuned"):
         if key in ctx.recovery:
-            found[key] = ctx.recovery[key]["accuracy"]
+            found[key] = ctx.recovery[key][split][metric]
     return found
+
+
+def _split(ctx: Context) -> str:
+    """Numbers are reported on the test split when there is one (nothing selects on it)."""
+    return "test" if "test" in ctx.baseline else "val"
+
+
+def _evaluation(ctx: Context) -> dict | None:
+    """Which task, metric and split the numbers are, and what was selected on what."""
+    if not ctx.baseline:
+        return None
+    split = _split(ctx)
+    selected = [what for what, used in (
+        ("skip sensitive", bool(ctx.sensitivity)),
+        ("best epoch", ctx.recovery.get("selected_on") == "val")) if used]
+    return {"task": ctx.task.name, "metric": ctx.task.metric, "split": split,
+            "selected_on_val": selected, "optimistic": split == "val" and bool(selected),
+            "kept_epoch": ctx.recovery.get("kept_epoch"),
+            "before": ctx.baseline[split], **{k: ctx.recovery[k][split] for k in
+                                              ("pruned", "finetuned") if k in ctx.recovery}}
 
 
 def _target(ctx: Context) -> dict | None:

@@ -23,7 +23,7 @@ def recover(ctx: Context) -> Context:
     agree("gated model", ctx.gm)
     with gated(ctx.gm, ctx.analysis, ctx.cut.removed):
         loss = train_steps(ctx.gm, ctx.data, steps.finetune_steps,
-                           hyper_of(ctx.recipe.first(ast.Finetune)))
+                           hyper_of(ctx.recipe.first(ast.Finetune)), ctx.task)
     ctx.rounds.append({"round": ctx.cut.round, "loss": loss,
                        "kept": int((~ctx.cut.removed).sum())})
     return ctx

@@ -52,7 +52,8 @@ def scores_of(ctx: Context, selections: list, removed: np.ndarray | None) -> dic
             found[sel.group.id] = _weight_scores(ctx, sel, removed)
     for crit, groups in by_criterion.items():   # one pass over the data per criterion
         found.update(data_scores(crit.name, dict(crit.args), ctx.gm, ctx.analysis, groups,
-                                 _batches(ctx, crit), removed, seed=ctx.options.seed))
+                                 _batches(ctx, crit), removed, seed=ctx.options.seed,
+                                 task=ctx.task))
     names = {sel.group.id: sel.statement.criterion.name for sel in selections}
     return {gid: s if names[gid] in SELF_NORMALISED else normalised(s)
             for gid, s in found.items()}

@@ -1,6 +1,6 @@
 """``skip sensitive [above X]`` (Li et al. 2017): each selected group pruned alone at its
-statement's amount; groups whose validation accuracy drops by more than X (a fraction;
-1% = one point, the default) are left whole."""
+statement's amount; groups whose validation metric (accuracy, mIoU, ... of the task) drops
+by more than X (a fraction; 1% = one point, the default) are left whole."""
 from __future__ import annotations
 
 from pruneql.lang import ast
@@ -19,10 +19,11 @@ def sensitivity(ctx: Context) -> Context:
     live = [sel for sel in ctx.selections if sel.skipped_by is None]
     trials = {sel.group.id: [1.0 - sel.floor / sel.group.size] for sel in live}
     found = run_trials(ctx, live, trials)
-    base = ctx.baseline["accuracy"]
+    task = ctx.task
+    base = ctx.baseline["val"][task.metric]
     ctx.sensitivity = {}
     for sel in live:
-        drop = base - found[sel.group.id][0]["accuracy"]
+        drop = task.drop(base, found[sel.group.id][0][task.metric])
         ctx.sensitivity[sel.group.id] = {"drop": drop, "skip": drop > threshold,
                                          "statement": stmt}
     return ctx

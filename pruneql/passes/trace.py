@@ -5,10 +5,11 @@ Python it cannot follow. ``trace auto`` (the default) tries them in that order, 
 also when a symbolic trace turns out to compute something else than the model; ``trace
 symbolic|export`` (recipe or ``--trace``) asks for one.
 
-Shapes are recorded on the example input with a fresh random example appended (a batch of
-two): the traced graph's outputs on that batch are kept, and — unless verification is
-off — compared with the eager model's, so a trace that specialised a branch, a shape, the
-batch size or the training mode is caught here, before anything is pruned.
+Shapes are recorded on the example input, and — unless verification is off — the traced
+graph's outputs there are compared with the eager model's, so a trace that specialised a
+branch, a value or the training mode is caught here, before anything is pruned. The
+verify pass later runs the pruned model against the eager one on the example with a
+fresh random example appended (a batch of two), which catches a pinned batch size too.
 """
 from __future__ import annotations
 
@@ -52,19 +53,16 @@ def _mode(ctx: Context) -> str:
 
 
 def _traced(ctx: Context, front: str, batch: tuple) -> tuple:
+    """The graph of one front-end, shapes recorded on the example input and, when
+    checking, its outputs compared with the eager model's on that input (verify then
+    checks the pruned model against the eager one on ``batch``)."""
     checking = ctx.options.verify and not ctx.dry_run
     gm, batch_error = _front_end(ctx.model, front, batch)
     gm.eval()
-    if not checking:                     # shapes alone: the example batch is enough
-        propagate_shapes(gm, ctx.example_inputs, fake_ok=True)
-        return gm, {"frontend": front, "inputs": None, "outputs": None,
-                    "batch_error": batch_error, "eager": None}
-    outputs, shape_error = _shapes(gm, batch, ctx.example_inputs, fake_ok=False)
-    batch_error = batch_error or shape_error
-    traced = {"frontend": front, "inputs": batch if batch_error is None else None,
-              "outputs": outputs, "batch_error": batch_error, "eager": None}
-    if checking and batch_error is None:
-        traced["eager"] = _eager_check(ctx.model, batch, outputs)
+    outputs = propagate_shapes(gm, ctx.example_inputs, fake_ok=not checking)
+    traced = {"frontend": front, "inputs": batch, "batch_error": batch_error, "eager": None}
+    if checking:
+        traced["eager"] = _eager_check(ctx.model, ctx.example_inputs, outputs)
     return gm, traced
 
 
@@ -84,19 +82,6 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
-def _shapes(gm, batch: tuple, example: tuple, fake_ok: bool) -> tuple:
-    """(outputs on ``batch``, None) or, for a model that only runs at the example's batch
-    size, (None, why); shapes are recorded either way."""
-    try:
-        return propagate_shapes(gm, batch, fake_ok), None
-    except TraceError as exc:
-        try:
-            propagate_shapes(gm, example, fake_ok)
-        except TraceError:
-            raise exc from None
-        return None, exc.message
-
-
 @torch.no_grad()
 def _eager_check(model, batch: tuple, traced_outputs) -> dict:
     """The traced graph must compute what the model itself computes."""
@@ -108,7 +93,7 @@ def _eager_check(model, batch: tuple, traced_outputs) -> dict:
                                "(`input`, --input), or pass --no-verify (nothing is proven)")
     if found.failed:
         raise TraceError(f"the traced graph does not compute what the model computes: "
-                         f"{found.failed} (on a batch of {len(batch[0])})",
+                         f"{found.failed} (on the example input)",
                          hint="the trace specialised something the model decides at run "
                               "time (a branch on a shape or value, the batch size); make "
                               "the module involved a leaf, or remove the data-dependent "

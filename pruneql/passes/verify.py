@@ -1,10 +1,14 @@
 """Check the pruned model against the original with the removed channels zeroed.
 
-The reference is a generated GraphModule: the traced original with a multiplication by a
-0/1 mask after every tensor whose channels lose some (no interpreter). Both run on the
-example input with a fresh random example appended (two batch sizes are exercised: the
-trace pass already compared the traced graph with the eager model on the same batch).
-Each output is compared on its own scale; NaN or infinity anywhere is never a pass.
+Both run on the example input with a fresh random example appended (a batch of two, so
+a pinned batch size or an error across examples shows). The reference is the user's own
+model — eager, not the traced graph the pruned model was derived from — with the removed
+channels zeroed where layers read them (gates: forward pre-hooks). Where that cannot be
+arranged (a layer reads channels outside any module of the model, or recovery steps have
+trained the traced copy), the reference is the traced graph with a 0/1 mask multiplied
+in after every tensor that loses channels, and the traced graph is compared with the
+eager model on the same batch first. Each output is compared on its own scale; NaN or
+infinity anywhere is never a pass.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from torch import fx
 
 from pruneql.errors import VerifyError
 from pruneql.graph.compare import TOLERANCE, compare, flat
+from pruneql.graph.gates import gated, input_masks
 from pruneql.passes.context import Context
 
 
@@ -31,21 +36,70 @@ def verify(ctx: Context) -> Context:
                           hint="verification checks a second batch size; make the model "
                                "batch-independent, or pass --no-verify (nothing is proven)")
     inputs = ctx.traced["inputs"]
-    with torch.no_grad():
-        expected = masked_module(ctx.gm, ctx.cut)(*inputs)
-        actual = ctx.pruned(*inputs)
-    found = compare(expected, actual)
+    actual = _run(ctx.pruned, inputs, "the pruned model")
+    found, method = None, "eager model, gated"
+    if _gateable(ctx):
+        with gated(ctx.model, ctx.analysis, ctx.cut.removed):
+            found = compare(_run(ctx.model, inputs, "the model"), actual)
+    if found is None or found.failed:
+        _trace_holds(ctx, inputs)
+        found, method = compare(_run(masked_module(ctx.gm, ctx.cut), inputs, "the model"),
+                                actual), "traced graph, masked"
+    _raise_on(found)
+    ctx.verify = {"passed": True, "max_rel_error": found.max_error, "tolerance": TOLERANCE,
+                  "outputs": found.errors, "batch": len(inputs[0]), "reference": method,
+                  "eager_vs_traced": ctx.traced.get("eager")}
+    return ctx
+
+
+@torch.no_grad()
+def _run(model, inputs: tuple, what: str):
+    try:
+        return model.eval()(*inputs)
+    except Exception as exc:
+        raise VerifyError(f"cannot verify: {what} does not run on a batch of "
+                          f"{len(inputs[0])} examples: {_first_line(exc)}",
+                          hint="verification runs a second batch size; a model that "
+                               "pins its batch size cannot be checked (--no-verify proves "
+                               "nothing)") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def _gateable(ctx: Context) -> bool:
+    """Whether every layer whose input loses channels is a module of the user's model
+    under the same name (and the traced copy was not trained since)."""
+    if ctx.rounds:
+        return False
+    modules = dict(ctx.model.named_modules())
+    layers = ctx.analysis.layers
+    return all(name in modules and isinstance(modules[name], type(layers[name].module))
+               for name in input_masks(ctx.analysis, ctx.cut.removed))
+
+
+def _trace_holds(ctx: Context, inputs: tuple) -> None:
+    """The traced graph computes what the eager model computes on ``inputs``."""
+    if ctx.rounds:               # recovery steps trained the traced copy: no eager twin
+        return
+    found = compare(_run(ctx.model, inputs, "the model"), _run(ctx.gm, inputs, "the graph"))
+    if found.failed:
+        raise VerifyError(f"the traced graph does not compute what the model computes on a "
+                          f"batch of {len(inputs[0])}: {found.failed}",
+                          hint="the trace specialised something the model decides at run "
+                               "time; try `trace export`, or make the module a leaf")
+
+
+def _raise_on(found) -> None:
     if found.undecided:
         raise VerifyError(f"verify cannot decide: {found.failed}",
-                          hint="the masked original or the pruned model computes NaN or "
-                               "infinity on the check inputs; nothing is written")
+                          hint="the model or the pruned model computes NaN or infinity on "
+                               "the check inputs; nothing is written")
     if found.failed:
         raise VerifyError(f"the pruned model differs from the masked original: {found.failed}",
                           hint=_BUG)
-    ctx.verify = {"passed": True, "max_rel_error": found.max_error, "tolerance": TOLERANCE,
-                  "outputs": found.errors, "batch": len(inputs[0]),
-                  "eager_vs_traced": ctx.traced.get("eager")}
-    return ctx
 
 
 def masked_module(gm: fx.GraphModule, cut) -> fx.GraphModule:
