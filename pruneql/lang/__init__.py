@@ -6,7 +6,11 @@
 ...     parse("prune conv1 by l1 keep 0.5")
 True
 
-Whatever the input, these functions return a Recipe or raise ``RecipeError``.
+Whatever the input, these functions return a Recipe or raise ``RecipeError``; ``describe``
+turns a node back into text:
+
+>>> describe(parse("prune conv1 by l1 remove 10%").statements[0])
+'prune conv1 by l1 remove 10%'
 
 Note that ``pruneql.lang.parse`` is the function below, which hides the submodule of the
 same name as a package attribute; reach the submodule's helpers with
@@ -19,10 +23,11 @@ from pathlib import Path
 
 from pruneql.errors import RecipeError, Span
 from pruneql.lang.ast import Recipe
+from pruneql.lang.describe import describe
 from pruneql.lang.parse import parse_text
 from pruneql.lang.yaml_loader import parse_yaml
 
-__all__ = ["load", "parse", "parse_text", "parse_yaml"]
+__all__ = ["describe", "load", "parse", "parse_text", "parse_yaml"]
 
 TEXT_SUFFIXES = (".prune", ".pql")
 YAML_SUFFIXES = (".yaml", ".yml")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 
 from pruneql.graph.channels import layer_flops, layer_params
+from pruneql.lang import describe
 from pruneql.latency import compare
 from pruneql.passes.context import Context
 from pruneql.report import Report
@@ -101,7 +102,4 @@ def _group_row(group, sel, analysis, removed) -> dict:
 
 
 def _amount_text(stmt) -> str:
-    amount = stmt.amount
-    text = (f"keep {amount.value} channels" if amount.kind == "channels"
-            else f"keep {amount.value:g}")
-    return text + (f" round {stmt.round}" if stmt.round else "")
+    return describe(stmt.amount) + (f" round {stmt.round}" if stmt.round else "")
