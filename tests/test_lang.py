@@ -457,6 +457,11 @@ FRAGMENTS = [
     "[16, 20]", "by", "l1", "taylor(batches=16)", "ensemble(samples=400, keep=0.7)", "keep",
     "remove", "0.5", "50%", "48", "channels", "round 8", "sensitive", "above 1%", ";", "\n",
     "# c", '"path"', "'p'", "1e-3", "{", "}", "..", "\x00", "\t", "9" * 40,
+    "heads", "head_dims", "keep 6 heads", "remove 25% head_dims", "iterate until target",
+    "remove 1 per step", "finetune 10 steps", "select best", "test 0.1", "seed 3",
+    "resize 32", "normalize imagenet", "data tokens", "data imagefolder", "task python",
+    '"pkg.mod:fn"', "task lm", "trace export", "allow inexact layernorm", "oracle(signed=true)",
+    "ensemble(ridge=0)",
 ]
 YAML_FRAGMENTS = [
     "model: m", "input: [3, 32, 32]", "prune:", "skip:", "  - ", "select: conv1",
@@ -464,6 +469,11 @@ YAML_FRAGMENTS = [
     "in: layer1", "sensitive: 1%", "target: {flops: 50%}", "data: digits", "emit: onnx",
     "iterate: {steps: 4}", "finetune: {epochs: 2}", "\n", "    ", ": ", "- ", "[", "]", "{",
     "}", "*", "&a", "*a", "!!str", "---", "#", "'", '"', "\t", "~", "null", "true",
+    "keep: 0.5 heads", "remove: 25% head_dims", "iterate: {until: target, remove: 1}",
+    "task: {kind: python, function: 'a:b'}", "task: lm", "trace: auto",
+    "allow: [inexact layernorm]",
+    "data: {source: imagefolder, path: x, resize: 32, normalize: none, test: 0.1, seed: 1}",
+    "finetune: {epochs: 1, select: best}", "by: {oracle: {signed: yes}}",
 ]
 
 

@@ -27,15 +27,17 @@ from pruneql.lang.suggest import did_you_mean
 from pruneql.lang.values import (INTEGER, Check, Named, Option, Raw, Real, Share, Whole,
                                  choice, is_number, to_number)
 from pruneql.lang.vocabulary import (ALLOWANCES, CRITERIA, DATA_SOURCES, EMIT_FORMATS,
-                                     FINETUNE_SELECT, NORMALIZATIONS, OPTIMIZERS, STRATEGIES, TARGET_METRICS,
-                                     TASKS, TRACE_MODES, UNITS)
+                                     FINETUNE_SELECT, NORMALIZATIONS, OPTIMIZERS, STRATEGIES,
+                                     TARGET_METRICS, TASKS, TRACE_MODES, UNITS)
 
 
 @dataclass(frozen=True)
 class Opt:
-    """An option's check, and its name in messages when that is not the keyword."""
+    """An option: its check, a one-line doc (the hint of its errors), and its name in
+    messages when that is not the keyword."""
 
     check: Check
+    doc: str
     what: str | None = None
 
 
@@ -48,16 +50,22 @@ TARGET = Share()
 THRESHOLD = Share(low_open=False)                     # skip sensitive above 1%: [0, 1]
 POSITIVE = Whole()
 DATA_OPTIONS = {
-    "batch": Opt(POSITIVE), "val": Opt(HELD_OUT), "test": Opt(HELD_OUT),
-    "seed": Opt(Whole(minimum=0)), "resize": Opt(POSITIVE),
-    "normalize": Opt(Named(NORMALIZATIONS), "normalization"),
+    "batch": Opt(POSITIVE, "examples per batch"),
+    "val": Opt(HELD_OUT, "the share of the data held out for validation"),
+    "test": Opt(HELD_OUT, "the share of the data held out for testing"),
+    "seed": Opt(Whole(minimum=0), "the seed of the train/val/test split"),
+    "resize": Opt(POSITIVE, "the side, in pixels, images are resized to"),
+    "normalize": Opt(Named(NORMALIZATIONS), "imagenet: ImageNet's mean and std; none: as read",
+                     "normalization"),
 }
 FINETUNE_OPTIONS = {
-    "lr": Opt(Real(strict=True, words="positive")),
-    "momentum": Opt(Share(low_open=False, high_open=True)),
-    "weight_decay": Opt(Real(strict=False, words="non-negative")),
-    "optimizer": Opt(Named(OPTIMIZERS)),
-    "select": Opt(Named(FINETUNE_SELECT), "finetune select"),
+    "lr": Opt(Real(strict=True, words="positive"), "the learning rate, e.g. lr 0.01"),
+    "momentum": Opt(Share(low_open=False, high_open=True), "SGD momentum, e.g. momentum 0.9"),
+    "weight_decay": Opt(Real(strict=False, words="non-negative"),
+                        "L2 weight decay, e.g. weight_decay 5e-4"),
+    "optimizer": Opt(Named(OPTIMIZERS), "the optimizer"),
+    "select": Opt(Named(FINETUNE_SELECT), "which weights to keep: the last epoch's, or the "
+                                          "best on validation", "finetune select"),
 }
 _COUNT_OF = {"channels": "a channel count", "heads": "a head count",
              "head_dims": "a head_dims count"}
@@ -79,8 +87,26 @@ def checked(options: Iterable[Option], table: dict, statement: str) -> dict:
         if option.keyword in found:
             raise RecipeError(f"{option.keyword} given twice", option.span)
         opt = table[option.keyword]
-        found[option.keyword] = opt.check(option.value, opt.what or option.keyword)
+        found[option.keyword] = hinted(opt.check, option.value, opt.what or option.keyword,
+                                       f"{option.keyword}: {opt.doc}")
     return found
+
+
+def hinted(check: Check, raw: Raw, what: str, hint: str):
+    """``check(raw, what)``, with ``hint`` on an error that has none of its own.
+
+    >>> try:
+    ...     hinted(POSITIVE, Raw("0"), "batch", "batch: examples per batch")
+    ... except RecipeError as err:
+    ...     print(err.hint)
+    batch: examples per batch
+    """
+    try:
+        return check(raw, what)
+    except RecipeError as err:
+        if err.hint is not None:
+            raise
+        raise RecipeError(err.message, err.span, hint) from None
 
 
 # ---- statements ------------------------------------------------------------------------------
@@ -201,8 +227,9 @@ def iterate_until(until: Raw, per_step: Raw, finetune_steps: Raw | None = None,
     Iterate(steps=None, finetune_steps=None, until_target=True, per_step=1)
     """
     choice(until.text, ("target",), "iterate until", until.span)
-    return ast.Iterate(None, _finetune_steps(finetune_steps), True,
-                       POSITIVE(per_step, "remove per step"), span)
+    removed = hinted(POSITIVE, per_step, "remove per step",
+                     "how many channels each step removes, e.g. remove 1 per step")
+    return ast.Iterate(None, _finetune_steps(finetune_steps), True, removed, span)
 
 
 def _finetune_steps(raw: Raw | None) -> int | None:
@@ -238,7 +265,8 @@ def task(kind: Raw, function: Raw | None = None, span: Span | None = None) -> as
                           'name it: task python "pkg.module:function"')
     if not _FUNCTION.fullmatch(function.text):
         raise RecipeError(f"a task function looks like pkg.module:function, got "
-                          f"'{quote(function.text)}'", function.span)
+                          f"'{quote(function.text)}'", function.span,
+                          'e.g. task python "mypkg.tasks:segmentation"')
     return ast.Task(name, function.text, span)
 
 
@@ -274,8 +302,9 @@ def criterion(name: Raw, args: Iterable[Option] = (), span: Span | None = None) 
                               option.span, _argument_hint(declared, option.keyword))
         if option.keyword in values:
             raise RecipeError(f"argument '{option.keyword}' given twice", option.span)
-        values[option.keyword] = argument.check(option.value,
-                                                f"{declared.name}({option.keyword}=...)")
+        values[option.keyword] = hinted(argument.check, option.value,
+                                        f"{declared.name}({option.keyword}=...)",
+                                        f"{option.keyword}: {argument.doc}")
     return ast.Criterion(declared.name, tuple(sorted(values.items())), span)
 
 
@@ -308,7 +337,9 @@ def _count(verb: str, quantity: Raw, unit: str, span: Span | None) -> ast.Amount
         raise RecipeError(f"{verb} takes a fraction, not a number of {unit}", span,
                           f"write {verb} 0.25 {unit} or {verb} 25% {unit} for a share, or "
                           f"keep N {unit} for a count")
-    return ast.Amount("count", POSITIVE(quantity, _COUNT_OF[unit]), unit, span)
+    count = hinted(POSITIVE, quantity, _COUNT_OF[unit],
+                   f"keep N {unit} keeps N {unit} of each group; keep 0.5 {unit} keeps half")
+    return ast.Amount("count", count, unit, span)
 
 
 def _fraction(verb: str, quantity: Raw, unit: str) -> Decimal:

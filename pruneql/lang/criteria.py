@@ -70,32 +70,37 @@ class CriterionSpec:
         return {a.name: a.default for a in self.arguments}
 
 
-_BATCHES = Argument("batches", Whole(), None, "batches of data to score on (default: all)")
+_BATCHES = Argument("batches", Whole(), None, "how many batches to score on (default: all)")
 _RATE = Real(strict=False, words="a non-negative number")
-
-CRITERIA: Registry[CriterionSpec] = Registry("criterion", (
+_DECLARED = (
     CriterionSpec("activation", "mean or spread of the activation a channel feeds", True, (
-        Argument("stat", Word(("mean", "std")), "mean", "the statistic: mean or std"),
+        Argument("stat", Word(("mean", "std")), "mean",
+                 "the statistic of the activation: mean or std"),
         _BATCHES)),
     CriterionSpec("ensemble", "linear fit of the loss over random channel masks "
                               "(Sandor et al. 2020)", True, (
-        Argument("samples", Whole(), 200, "random masks per group"),
+        Argument("samples", Whole(), 200, "how many random masks to sample per group"),
         Argument("keep", Share(True, True, "a fraction ", "e.g. 0.7 or 70%"), 0.7,
-                 "chance that a mask keeps a channel"),
-        Argument("batches", Whole(), 4, "batches each mask's loss is measured on"),
-        Argument("ridge", _RATE, 0.0, "ridge penalty of the fit (0: least squares)"))),
+                 "the chance that a mask keeps a channel"),
+        Argument("batches", Whole(), 4, "how many batches measure each mask's loss"),
+        Argument("ridge", _RATE, 0.0,
+                 "ridge penalty of the fit, >= 0 (0: plain least squares)"))),
     CriterionSpec("l1", "L1 norm of a channel's filters (Li et al. 2017)", False),
     CriterionSpec("l2", "L2 norm of a channel's filters", False),
     CriterionSpec("oracle", "change of the loss when the channel alone is removed", True, (
         _BATCHES,
-        Argument("signed", Flag(), False, "rank by the signed loss change, not its size"))),
+        Argument("signed", Flag(), False,
+                 "true ranks by the signed loss change, false by its size"))),
     CriterionSpec("random", "uniform random scores (a baseline)", False, (
-        Argument("seed", Whole(minimum=0), None, "seed of the scores (default: the run's)"),)),
+        Argument("seed", Whole(minimum=0), None,
+                 "the seed of the scores, >= 0 (default: the run's seed)"),)),
     CriterionSpec("taylor", "first-order Taylor estimate of the loss change "
                             "(Molchanov et al. 2017)", True, (
         _BATCHES,
-        Argument("flops_reg", _RATE, 0.0, "FLOPs regulariser: lowers costly channels' scores"))),
-))
+        Argument("flops_reg", _RATE, 0.0,
+                 "FLOPs regulariser, >= 0: lowers the scores of costly channels"))),
+)
+CRITERIA: Registry[CriterionSpec] = Registry("criterion", _DECLARED)
 NAMES = CRITERIA.names
 register = CRITERIA.register
 implementation = CRITERIA.implementation

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import operator
 import re
-from typing import Iterable, Mapping
+from typing import Mapping
 
 from pruneql.errors import RecipeError, Span
 from pruneql.lang.ast import And, Compare, InList, Not, Or
