@@ -112,7 +112,11 @@ def hinted(check: Check, raw: Raw, what: str, hint: str):
 # ---- statements ------------------------------------------------------------------------------
 
 def model(name: Raw, span: Span | None = None) -> ast.ModelStmt:
-    """``model NAME`` (the grammar has checked the name's form)."""
+    """``model NAME`` (the grammar has checked the name's form).
+
+    >>> model(Raw("vgg16_cifar"))
+    ModelStmt(name='vgg16_cifar')
+    """
     return ast.ModelStmt(name.text, span)
 
 
@@ -128,29 +132,47 @@ def input_shape(dims: list[Raw], span: Span | None = None) -> ast.InputStmt:
 
 
 def strategy(name: Raw, span: Span | None = None) -> ast.StrategyStmt:
-    """``strategy independent|greedy``."""
+    """``strategy independent|greedy``.
+
+    >>> strategy(Raw("greedy"))
+    StrategyStmt(name='greedy')
+    """
     return ast.StrategyStmt(choice(name.text, STRATEGIES, "strategy", name.span), span)
 
 
 def prune(selectors: tuple, crit: ast.Criterion, amt: ast.Amount, scope=None, where=None,
           round_to: Raw | None = None, span: Span | None = None) -> ast.Prune:
-    """``prune SELECTORS [in SCOPE] [where PRED] by CRITERION AMOUNT [round N]``."""
+    """``prune SELECTORS [in SCOPE] [where PRED] by CRITERION AMOUNT [round N]``.
+
+    >>> prune((selector(Raw("conv1")),), criterion(Raw("l1")), amount("keep", Raw("48"),
+    ...       Raw("channels")), round_to=Raw("8")).round
+    8
+    """
     rounded = None if round_to is None else POSITIVE(round_to, "round")
     return ast.Prune(selectors, crit, amt, scope, where, rounded, span)
 
 
-def skip(selectors: tuple, scope=None, where=None, span: Span | None = None) -> ast.Skip:
-    """``skip SELECTORS [in SCOPE] [where PRED]``."""
+def skip(selectors: tuple | None, scope=None, where=None,
+         span: Span | None = None) -> ast.Skip:
+    """``skip SELECTORS [in SCOPE] [where PRED]``; no selectors (``skip where PRED``, or a
+    YAML entry without ``select``) means every layer, ``**``.
+
+    >>> skip((selector(Raw("fc")),), scope=selector(Raw("head"))).scope
+    Selector(pattern='head')
+    >>> skip(None, where=compare(Raw("index"), "==", Raw("1"))).selectors
+    (Selector(pattern='**'),)
+    """
+    if selectors is None:
+        selectors = (ast.Selector("**", span),)
     return ast.Skip(selectors, scope, where, span=span)
 
 
-def skip_where(where, span: Span | None = None) -> ast.Skip:
-    """``skip where PRED``: every layer the predicate holds for."""
-    return ast.Skip((ast.Selector("**", span),), where=where, span=span)
-
-
 def skip_sensitive(threshold: Raw | None, span: Span | None = None) -> ast.Skip:
-    """``skip sensitive [above X]``; X is a fraction (1% → 0.01)."""
+    """``skip sensitive [above X]``; X is a fraction (1% → 0.01).
+
+    >>> skip_sensitive(Raw("1%")).threshold
+    0.01
+    """
     value = None if threshold is None else THRESHOLD(threshold, "sensitive threshold")
     return ast.Skip(sensitive=True, threshold=value, span=span)
 
@@ -237,13 +259,21 @@ def _finetune_steps(raw: Raw | None) -> int | None:
 
 
 def finetune(epochs: Raw, options: list[Option], span: Span | None = None) -> ast.Finetune:
-    """``finetune epochs N [OPTION VALUE]...``."""
+    """``finetune epochs N [OPTION VALUE]...``.
+
+    >>> finetune(Raw("1"), [Option("momentum", Raw("0.9"))]).momentum
+    0.9
+    """
     return ast.Finetune(POSITIVE(epochs, "epochs"), span=span,
                         **checked(options, FINETUNE_OPTIONS, "finetune"))
 
 
 def emit(fmt: Raw, path: Raw | None = None, span: Span | None = None) -> ast.Emit:
-    """``emit torchscript|export|onnx ["path"]``."""
+    """``emit torchscript|export|onnx ["path"]``.
+
+    >>> emit(Raw("export"), Raw("out.pt2", quoted=True))
+    Emit(format='export', path='out.pt2')
+    """
     return ast.Emit(choice(fmt.text, EMIT_FORMATS, "emit format", fmt.span),
                     None if path is None else path.text, span)
 
@@ -271,7 +301,11 @@ def task(kind: Raw, function: Raw | None = None, span: Span | None = None) -> as
 
 
 def trace(mode: Raw, span: Span | None = None) -> ast.TraceStmt:
-    """``trace auto|symbolic|export``."""
+    """``trace auto|symbolic|export``.
+
+    >>> trace(Raw("symbolic"))
+    TraceStmt(mode='symbolic')
+    """
     return ast.TraceStmt(choice(mode.text, TRACE_MODES, "trace mode", mode.span), span)
 
 
@@ -358,7 +392,11 @@ def _fraction(verb: str, quantity: Raw, unit: str) -> Decimal:
 # ---- selectors and predicates ----------------------------------------------------------------
 
 def selector(pattern: Raw) -> ast.Selector:
-    """A checked Selector: braces, ranges and characters are validated by Glob."""
+    """A checked Selector: braces, ranges and characters are validated by Glob.
+
+    >>> selector(Raw("conv{8..13}"))
+    Selector(pattern='conv{8..13}')
+    """
     Glob(pattern.text, pattern.span)
     return ast.Selector(pattern.text, pattern.span)
 
@@ -375,7 +413,11 @@ def compare(attr: Raw, op: str, value: Raw, span: Span | None = None) -> ast.Com
 
 def in_list(attr: Raw, values: list[Raw], negate: bool = False,
             span: Span | None = None) -> ast.InList:
-    """``ATTR [not] in [V, ...]``."""
+    """``ATTR [not] in [V, ...]``.
+
+    >>> in_list(Raw("kind"), [Raw("conv"), Raw("linear")], negate=True)
+    InList(attr='kind', values=('conv', 'linear'), negate=True)
+    """
     name = choice(attr.text, ast.ATTRIBUTES, "attribute", attr.span)
     return ast.InList(name, tuple(_predicate_value(name, "in", v, span) for v in values),
                       negate, span)
@@ -396,23 +438,45 @@ def _predicate_value(attr: str, op: str, raw: Raw, span: Span | None):
 
 
 def either(left, right, span: Span | None = None) -> ast.Or:
-    """``LEFT or RIGHT``."""
+    """``LEFT or RIGHT``.
+
+    >>> either(compare(Raw("index"), "<", Raw("2")), compare(Raw("index"), ">", Raw("9"))).right
+    Compare(attr='index', op='>', value=9)
+    """
     return ast.Or(left, right, span)
 
 
 def both(left, right, span: Span | None = None) -> ast.And:
-    """``LEFT and RIGHT``."""
+    """``LEFT and RIGHT``.
+
+    >>> type(both(compare(Raw("index"), "<", Raw("2")), compare(Raw("groups"), "==", Raw("1"))))
+    <class 'pruneql.lang.ast.And'>
+    """
     return ast.And(left, right, span)
 
 
 def negated(operand, span: Span | None = None) -> ast.Not:
-    """``not OPERAND``."""
+    """``not OPERAND``.
+
+    >>> negated(compare(Raw("stride"), "==", Raw("2")))
+    Not(operand=Compare(attr='stride', op='==', value=2))
+    """
     return ast.Not(operand, span)
 
 
 def where(pred, span: Span | None = None):
     """A whole ``where`` predicate: refuse nesting deeper than MAX_PREDICATE_DEPTH (walked
-    without recursion)."""
+    without recursion).
+
+    >>> pred = compare(Raw("index"), ">", Raw("1"))
+    >>> for _ in range(MAX_PREDICATE_DEPTH):
+    ...     pred = negated(pred)
+    >>> try:
+    ...     where(pred)
+    ... except RecipeError as err:
+    ...     print(err.message)
+    predicate nested too deeply (more than 64 levels)
+    """
     stack, deepest = [(pred, 1)], 0
     while stack:
         node, depth = stack.pop()

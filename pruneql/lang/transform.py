@@ -80,7 +80,7 @@ class ToAst(Transformer_NonRecursive):
         return builder.skip(selectors, scope, where, self._span(meta))
 
     def skip_where(self, meta, children):
-        return builder.skip_where(children[0], self._span(meta))
+        return builder.skip(None, None, children[0], self._span(meta))
 
     def skip_sensitive(self, meta, children):
         return builder.skip_sensitive(self._raw(children[0]), self._span(meta))

@@ -398,8 +398,7 @@ def _skip(doc: _Document, item: Node) -> ast.Skip:
     if not given:
         raise RecipeError("a skip entry needs select, in, where or sensitive", doc.span(item))
     select = given.get("select")
-    selectors = (ast.Selector("**", doc.span(item)),) if select is None else \
-        _selectors(doc, select[1])
+    selectors = None if select is None else _selectors(doc, select[1])
     return builder.skip(selectors, *_scope_where(doc, given), doc.span(item))
 
 
