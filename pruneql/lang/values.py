@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import decimal
 import re
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Iterable
@@ -133,17 +134,20 @@ def shown(raw: Raw) -> str:
 
 # ---- checks: Raw → value, with one wording ---------------------------------------------------
 
-class Check:
-    """Turns a Raw into a value; ``phrase`` completes "must be ..." in its messages."""
+class Check(ABC):
+    """Turns a Raw into a value; ``phrase`` completes "must be ..." in its messages, ``type``
+    names the kind of value for the registries (int, float, fraction, bool, choice)."""
 
     type = "str"
 
     @property
+    @abstractmethod
     def phrase(self) -> str:
-        raise NotImplementedError
+        """What a valid value is, as in "batch must be PHRASE"."""
 
+    @abstractmethod
     def __call__(self, raw: Raw, what: str):
-        raise NotImplementedError
+        """The value of ``raw``; a RecipeError naming ``what`` if it is not valid."""
 
     def fail(self, raw: Raw, what: str, hint: str | None = None) -> RecipeError:
         return RecipeError(f"{what} must be {self.phrase}, got {shown(raw)}", raw.span, hint)
