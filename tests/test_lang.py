@@ -4,11 +4,11 @@ messages, and the robustness contract (a Recipe or a RecipeError, quickly, for a
 Goldens live in tests/fixtures/recipes/: valid/NAME.prune (and optionally its YAML twin
 NAME.yaml) with the expected AST in NAME.ast.txt, one statement repr per line; invalid/NAME.prune
 or NAME.yaml with the exact ``str(error)`` in NAME.err. Run with PRUNEQL_REGEN=1 to rewrite
-the expected files after a deliberate change, then review the diff.
+the expected files after a deliberate change (that run fails on purpose), review the diff,
+then run again without it.
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -24,8 +24,9 @@ from pruneql.lang.ast import (CRITERIA, Amount, And, Compare, Criterion, Data, E
                               InList, InputStmt, Iterate, ModelStmt, Not, Or, Prune, Recipe,
                               Selector, Skip, StrategyStmt, Target)
 
+from tests.golden import check_golden
+
 FIXTURES = Path(__file__).parent / "fixtures" / "recipes"
-REGEN = os.environ.get("PRUNEQL_REGEN") == "1"
 
 
 def only(source: str):
@@ -62,7 +63,7 @@ FORMS = [
     ("prune conv1 by l1 remove 0.5", prune()),
     ("prune conv1 by l1 keep 1", prune(amount=Amount("fraction", 1.0))),
     ("prune conv1 by l1 remove 0", prune(amount=Amount("fraction", 1.0))),
-    ("prune conv1 by l1 keep 48 channels", prune(amount=Amount("channels", 48))),
+    ("prune conv1 by l1 keep 48 channels", prune(amount=Amount("count", 48))),
     ("prune conv1 by l1 keep 0.5 round 8", prune(round=8)),
     ("prune conv1, conv{8..13} by l1 keep 0.5", prune(("conv1", "conv{8..13}"))),
     ("prune conv* in layer1 by l1 keep 0.5", prune(("conv*",), scope=Selector("layer1"))),
@@ -227,12 +228,6 @@ def _dump(recipe: Recipe) -> str:
     return "".join(repr(s) + "\n" for s in recipe.statements)
 
 
-def _check_golden(expected: Path, actual: str):
-    if REGEN:
-        expected.write_text(actual, encoding="utf-8")
-    assert expected.read_text(encoding="utf-8") == actual
-
-
 VALID = sorted((FIXTURES / "valid").glob("*.prune"))
 INVALID = sorted((FIXTURES / "invalid").glob("*.prune")) + \
     sorted((FIXTURES / "invalid").glob("*.yaml"))
@@ -241,7 +236,7 @@ INVALID = sorted((FIXTURES / "invalid").glob("*.prune")) + \
 @pytest.mark.parametrize("path", VALID, ids=[p.stem for p in VALID])
 def test_valid_golden(path):
     recipe = load(path)
-    _check_golden(path.with_suffix(".ast.txt"), _dump(recipe))
+    check_golden(path.with_suffix(".ast.txt"), _dump(recipe))
     twin = path.with_suffix(".yaml")
     if twin.exists():
         assert load(twin) == recipe
@@ -251,7 +246,7 @@ def test_valid_golden(path):
 def test_invalid_golden(path):
     with pytest.raises(RecipeError) as caught:
         parse(path.read_text(encoding="utf-8"), path.name)
-    _check_golden(path.with_suffix(".err"), str(caught.value) + "\n")
+    check_golden(path.with_suffix(".err"), str(caught.value) + "\n")
 
 
 def test_fixture_sets_are_not_empty():
@@ -262,7 +257,7 @@ def test_fixture_sets_are_not_empty():
 
 @pytest.mark.parametrize("source, message", [
     ("prune a by l1 keep 0 channels", "a channel count must be a positive integer, got 0"),
-    ("prune a by l1 keep 0.5 channels", "a channel count must be a positive integer, got 0.5"),
+    ("prune a by l1 keep 0 heads", "a head count must be a positive integer, got 0"),
     ("prune a by l1 keep 150%", "keep must be in (0, 1], got 150%"),
     ("prune a by l1 keep -0.5", "keep must be in (0, 1], got -0.5"),
     ("prune a by l1 remove 1", "remove must be in [0, 1), got 1"),
@@ -462,6 +457,11 @@ FRAGMENTS = [
     "[16, 20]", "by", "l1", "taylor(batches=16)", "ensemble(samples=400, keep=0.7)", "keep",
     "remove", "0.5", "50%", "48", "channels", "round 8", "sensitive", "above 1%", ";", "\n",
     "# c", '"path"', "'p'", "1e-3", "{", "}", "..", "\x00", "\t", "9" * 40,
+    "heads", "head_dims", "keep 6 heads", "remove 25% head_dims", "iterate until target",
+    "remove 1 per step", "finetune 10 steps", "select best", "test 0.1", "seed 3",
+    "resize 32", "normalize imagenet", "data tokens", "data imagefolder", "task python",
+    '"pkg.mod:fn"', "task lm", "trace export", "allow inexact layernorm", "oracle(signed=true)",
+    "ensemble(ridge=0)",
 ]
 YAML_FRAGMENTS = [
     "model: m", "input: [3, 32, 32]", "prune:", "skip:", "  - ", "select: conv1",
@@ -469,6 +469,11 @@ YAML_FRAGMENTS = [
     "in: layer1", "sensitive: 1%", "target: {flops: 50%}", "data: digits", "emit: onnx",
     "iterate: {steps: 4}", "finetune: {epochs: 2}", "\n", "    ", ": ", "- ", "[", "]", "{",
     "}", "*", "&a", "*a", "!!str", "---", "#", "'", '"', "\t", "~", "null", "true",
+    "keep: 0.5 heads", "remove: 25% head_dims", "iterate: {until: target, remove: 1}",
+    "task: {kind: python, function: 'a:b'}", "task: lm", "trace: auto",
+    "allow: [inexact layernorm]",
+    "data: {source: imagefolder, path: x, resize: 32, normalize: none, test: 0.1, seed: 1}",
+    "finetune: {epochs: 1, select: best}", "by: {oracle: {signed: yes}}",
 ]
 
 

@@ -251,7 +251,9 @@ def test_closest():
 
 def test_docstring_examples():
     for name in ("pruneql.lang.select", "pruneql.lang.parse", "pruneql.lang.yaml_loader",
-                 "pruneql.lang"):
+                 "pruneql.lang", "pruneql.lang.builder", "pruneql.lang.values",
+                 "pruneql.lang.describe", "pruneql.lang.criteria", "pruneql.lang.registry",
+                 "pruneql.lang.syntax", "pruneql.lang.transform", "pruneql.lang.source"):
         assert doctest.testmod(importlib.import_module(name)).failed == 0, name
 
 

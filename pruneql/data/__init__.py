@@ -34,6 +34,7 @@ from pruneql.data.base import NORMALIZE, Options
 from pruneql.data.checks import check_batch
 from pruneql.data.split import split, split_indices, split_three
 from pruneql.errors import DataError
+from pruneql.lang import data_sources
 
 if TYPE_CHECKING:
     from pruneql.lang import ast
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["Dataset", "DataError", "SOURCES", "check_batch", "load_data", "parse_cli",
            "split_indices", "split_three"]
 
-SOURCES = ("digits", "npz", "cifar10", "imagefolder", "tokens", "python")
+SOURCES = data_sources.NAMES        # the language's registry of sources
 DEFAULT_BATCH = 64
 DEFAULT_VAL = 0.2
 DEFAULT_TEST = 0.0

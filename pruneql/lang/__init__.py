@@ -6,11 +6,23 @@
 ...     parse("prune conv1 by l1 keep 0.5")
 True
 
-Whatever the input, these functions return a Recipe or raise ``RecipeError``.
+Whatever the input, these functions return a Recipe or raise ``RecipeError``; ``describe``
+turns a node back into text:
 
-Note that ``pruneql.lang.parse`` is the function below, which hides the submodule of the
-same name as a package attribute; reach the submodule's helpers with
-``from pruneql.lang.parse import parse_fragment`` (an import statement finds the module).
+>>> describe(parse("prune conv1 by l1 remove 10%").statements[0])
+'prune conv1 by l1 remove 10%'
+
+The modules, by role: ``ast`` (the nodes), ``grammar`` (the lark parser of
+``grammars/pruneql.lark``), ``transform`` (parse tree → builder calls), ``yaml_loader``
+(YAML → builder calls), ``builder`` (every statement's and option's checks, once, for both),
+``values`` (values as written, and the checks), ``syntax`` (syntax errors in the user's
+words), ``source`` (spans and excerpts), ``vocabulary`` (the words and usage lines),
+``criteria`` and ``data_sources`` (the registries, torch-free), ``describe`` (AST → text),
+``select`` (globs and predicates on names).
+
+Note that ``pruneql.lang.parse`` and ``pruneql.lang.describe`` are the functions below, which
+hide the submodules of the same names as package attributes; reach a submodule's helpers
+with ``from pruneql.lang.parse import parse_fragment`` (an import statement finds the module).
 """
 from __future__ import annotations
 
@@ -19,10 +31,11 @@ from pathlib import Path
 
 from pruneql.errors import RecipeError, Span
 from pruneql.lang.ast import Recipe
+from pruneql.lang.describe import describe
 from pruneql.lang.parse import parse_text
 from pruneql.lang.yaml_loader import parse_yaml
 
-__all__ = ["load", "parse", "parse_text", "parse_yaml"]
+__all__ = ["describe", "load", "parse", "parse_text", "parse_yaml"]
 
 TEXT_SUFFIXES = (".prune", ".pql")
 YAML_SUFFIXES = (".yaml", ".yml")

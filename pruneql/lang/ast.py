@@ -9,11 +9,17 @@ from dataclasses import dataclass, field
 from typing import Union
 
 from pruneql.errors import Span
+from pruneql.lang import criteria as _criteria
 
 # ---- helpers ---------------------------------------------------------------------------
 
 def _span() -> Span | None:
     return field(default=None, compare=False, repr=False)
+
+
+def _display(default):
+    """A field that only says how the source spelled a value (for ``describe``)."""
+    return field(default=default, compare=False, repr=False)
 
 
 # ---- selectors and predicates ----------------------------------------------------------
@@ -75,7 +81,7 @@ Predicate = Union[Compare, InList, And, Or, Not]
 
 # ---- criterion and amount ---------------------------------------------------------------
 
-CRITERIA = ("activation", "ensemble", "l1", "l2", "oracle", "random", "taylor")
+CRITERIA = _criteria.NAMES     # declared in pruneql.lang.criteria, with their arguments
 
 
 @dataclass(frozen=True)
@@ -90,21 +96,33 @@ class Criterion:
         return dict(self.args).get(name, default)
 
 
+AMOUNT_KINDS = ("fraction", "count")
+
+
 @dataclass(frozen=True)
 class Amount:
-    """How many channels a group keeps.
+    """How much of a group stays, counted in ``unit`` (channels, heads or head_dims).
 
     kind ``fraction``: value is the kept fraction in (0, 1] (``keep 0.66``, ``keep 66%``,
-    ``remove 34%`` all become this); kind ``channels``: value is an absolute kept count.
+    ``remove 34%`` all become this); kind ``count``: value is an absolute kept count
+    (``keep 48 channels``, ``keep 6 heads``). ``verb`` and ``percent`` only record the
+    spelling, for ``describe``; they take no part in equality.
     """
 
     kind: str
     value: Union[float, int]
+    unit: str = "channels"
     span: Span | None = _span()
+    verb: str = _display("keep")
+    percent: bool = _display(False)
 
     def kept(self, n: int) -> int:
-        """Kept channels out of ``n``: floor(n * keep), at least 1 (Li et al.)."""
-        if self.kind == "channels":
+        """Kept units out of ``n``: floor(n * keep), at least 1 (Li et al.); a count as is.
+
+        >>> Amount("fraction", 0.7).kept(64), Amount("count", 6, "heads").kept(12)
+        (44, 6)
+        """
+        if self.kind == "count":
             return int(self.value)
         # a small epsilon so 64 * (1 - 0.3) = 44.8 and 16 * 0.5 = 8.0 floor as on paper
         return max(1, int(n * self.value + 1e-9))
@@ -175,33 +193,47 @@ class Target:
 
 @dataclass(frozen=True)
 class Data:
-    """``data SOURCE ["path"] [batch N] [val FRACTION];``."""
+    """``data SOURCE ["path"] [batch N] [val F] [test F] [seed N] [resize N] [normalize X];``.
+
+    ``val`` and ``test`` are the fractions held out (together below 1), ``seed`` the seed of
+    that split; ``resize`` and ``normalize`` (imagenet|none) are for ``imagefolder`` only.
+    """
 
     source: str
     path: str | None = None
     batch: int | None = None
     val: float | None = None
+    test: float | None = None
+    seed: int | None = None
+    resize: int | None = None
+    normalize: str | None = None
     span: Span | None = _span()
 
 
 @dataclass(frozen=True)
 class Iterate:
-    """``iterate N steps [finetune K steps];``."""
+    """``iterate N steps [finetune K steps];`` (``steps`` = N), or Molchanov's loop
+    ``iterate until target remove R per step [finetune K steps];`` (``until_target``,
+    ``per_step`` = R, ``steps`` None)."""
 
-    steps: int
+    steps: int | None
     finetune_steps: int | None = None
+    until_target: bool = False
+    per_step: int | None = None
     span: Span | None = _span()
 
 
 @dataclass(frozen=True)
 class Finetune:
-    """``finetune epochs N [lr X] [momentum X] [weight_decay X] [optimizer sgd|adam];``."""
+    """``finetune epochs N [lr X] [momentum X] [weight_decay X] [optimizer sgd|adam]
+    [select last|best];`` -- ``select`` None means the default, last."""
 
     epochs: int
     lr: float | None = None
     momentum: float | None = None
     weight_decay: float | None = None
     optimizer: str | None = None
+    select: str | None = None
     span: Span | None = _span()
 
 
@@ -214,8 +246,34 @@ class Emit:
     span: Span | None = _span()
 
 
+@dataclass(frozen=True)
+class Task:
+    """``task classification|segmentation|lm;`` or ``task python "pkg.mod:fn";`` -- the loss
+    and metric of data-driven passes; ``function`` only (and always) for ``python``."""
+
+    kind: str
+    function: str | None = None
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class TraceStmt:
+    """``trace auto|symbolic|export;`` -- the tracing front end."""
+
+    mode: str
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class Allow:
+    """``allow inexact layernorm;`` -- opt in to something PruneQL refuses by default."""
+
+    what: str
+    span: Span | None = _span()
+
+
 Statement = Union[ModelStmt, InputStmt, StrategyStmt, Prune, Skip, Target, Data, Iterate,
-                  Finetune, Emit]
+                  Finetune, Emit, Task, TraceStmt, Allow]
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,15 @@ Glob rules (module names are dotted, like ``layer1.0.conv1``):
 """
 from __future__ import annotations
 
-import difflib
 import operator
 import re
-from typing import Iterable, Mapping
+from typing import Mapping
 
 from pruneql.errors import RecipeError, Span
 from pruneql.lang.ast import And, Compare, InList, Not, Or
+from pruneql.lang.suggest import closest
+
+__all__ = ["Glob", "closest", "evaluate", "in_scope"]
 
 _MAX_BRACE_DEPTH = 16
 _MAX_RANGE_DIGITS = 30
@@ -64,18 +66,6 @@ def in_scope(scope: Glob, name: str) -> bool:
     """
     parts = name.split(".")
     return any(scope.match(".".join(parts[:i])) for i in range(1, len(parts) + 1))
-
-
-def closest(word: str, candidates: Iterable[str], n: int = 3,
-            cutoff: float = 0.6) -> list[str]:
-    """Up to ``n`` candidates that look like ``word``, best first, for "did you mean" hints
-    (``difflib.get_close_matches``: ties go to the later string).
-
-    >>> closest("kep", ["keep", "remove"])
-    ['keep']
-    """
-    # difflib is quadratic in the word's length; a typo worth suggesting for is short
-    return difflib.get_close_matches(word[:64], list(candidates), n=n, cutoff=cutoff)
 
 
 # ---- compiling a glob ---------------------------------------------------------------------

@@ -4,14 +4,17 @@
 
     model: resnet56_cifar
     input: 3x32x32                  # or [3, 32, 32]
+    task: classification            # or {kind: python, function: "pkg.mod:fn"}
+    trace: auto
     strategy: independent
-    data: {source: digits, path: ..., batch: 64, val: 0.1}     # or data: digits
+    data: {source: digits, batch: 64, val: 0.1, test: 0.1, seed: 0}     # or data: digits
     prune:
       - select: conv1, conv{8..13}  # or a list of globs
         in: layer1                  # optional
         where: index not in [16, 20]             # optional, the text form's predicate
         by: l1                      # or "taylor(batches=16)" or {taylor: {batches: 16}}
-        keep: 0.5                   # or keep: 50% | remove: 34% | keep: 48 channels | channels: 48
+        keep: 0.5                   # or keep: 50% | remove: 34% | keep: 48 channels |
+                                    # keep: 0.5 heads | remove: 25% head_dims | channels: 48
         round: 8                    # optional
     skip:
       - select: conv1               # select / in / where, as in prune (select defaults to **)
@@ -19,15 +22,18 @@
       - where: index in [16, 20]
       - sensitive: 1%               # or sensitive: true
     target: {flops: 50%}            # one Target per key: flops, params, latency
-    iterate: {steps: 4, finetune: 10}                          # or iterate: 4
-    finetune: {epochs: 2, lr: 0.001, momentum: 0.9, weight_decay: 5e-4, optimizer: sgd}
+    iterate: {steps: 4, finetune: 10}           # or iterate: 4, or
+                                                # {until: target, remove: 1, finetune: 10}
+    finetune: {epochs: 2, lr: 0.001, momentum: 0.9, weight_decay: 5e-4, optimizer: sgd,
+               select: best}
     emit: torchscript               # or {format: export, path: out.pt2}
+    allow: inexact layernorm        # or a list of allowances
 
-The Recipe lists statements in the order of ``ORDER`` (model, input, strategy, data, prune
-entries, skip entries, targets, iterate, finetune, emit) whatever the key order in the file;
-the order only shows in messages. Values that are text-form fragments (selectors, scope,
-predicate, criterion, amount, model, input, strategy) are parsed with the text grammar, and
-numbers go through the text form's checks, so a YAML recipe and its text twin are equal.
+The Recipe lists statements in the order of ``ORDER`` whatever the key order in the file;
+the order only shows in messages. This module only maps YAML onto the builder
+(``pruneql.lang.builder``), which checks every value as it does for the text form; values
+that are text-form fragments (selectors, scope, predicate, criterion, amount, model, input,
+strategy) are parsed with the text grammar. So a YAML recipe and its text twin are equal.
 The document is only composed (``yaml.compose``), never constructed: node positions give
 spans, and no YAML value is ever turned into a Python object by pyyaml.
 """
@@ -40,12 +46,12 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from pruneql.errors import RecipeError, Span
-from pruneql.lang import ast
-from pruneql.lang.parse import (DATA_SOURCES, EMIT_FORMATS, OPTIMIZERS, TARGET_METRICS,
-                                amount, check_size, choice, criterion, display_line, fraction,
-                                integer, internal_error, literal, parse_fragment, real,
-                                selector)
-from pruneql.lang.select import closest
+from pruneql.lang import ast, builder
+from pruneql.lang.parse import parse_fragment
+from pruneql.lang.source import check_size, display_line, internal_error
+from pruneql.lang.suggest import did_you_mean
+from pruneql.lang.values import Option, Raw
+from pruneql.lang.vocabulary import DATA_SOURCES, EMIT_FORMATS, TARGET_METRICS, TASKS
 
 _QUOTE_HINT = ("in YAML, quote values that start with * & ! { [ | > % @ or hold ': ' "
                "or ' #', e.g. select: \"**\"")
@@ -53,6 +59,7 @@ _QUOTE_HINT = ("in YAML, quote values that start with * & ! { [ | > % @ or hold 
 _LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
 _NULL = "tag:yaml.org,2002:null"
 _BOOL = "tag:yaml.org,2002:bool"
+_TRUE = ("true", "yes", "on")
 
 
 def parse_yaml(source: str, path: str = "recipe.yaml") -> ast.Recipe:
@@ -152,8 +159,18 @@ class _Document:
             found[name] = (key, value)
         return found
 
-    def number_text(self, node: Node, what: str) -> str:
-        return self.scalar(node, what).strip()
+    def raw(self, node: Node, what: str) -> Raw:
+        """A scalar as a value for the builder (a number even when quoted)."""
+        return Raw(self.scalar(node, what).strip(), self.span(node))
+
+    def text(self, node: Node, what: str) -> Raw:
+        """A scalar that is a string whatever it looks like (a path, a function)."""
+        return Raw(self.scalar(node, what), self.span(node), quoted=True)
+
+    def options(self, given: dict, names) -> list[Option]:
+        """The entries of ``given`` named in ``names``, as builder options."""
+        return [Option(name, self.raw(value, name), self.span(key, value))
+                for name, (key, value) in given.items() if name in names]
 
     # -- the recipe
 
@@ -187,8 +204,7 @@ def _unknown_key(doc: _Document, key: Node, name: str | None, what: str,
                  keys: tuple[str, ...]) -> RecipeError:
     if name is None:
         return RecipeError(f"keys in {what} must be words, got {_kind(key)}", doc.span(key))
-    close = closest(name, keys, 1)
-    hint = (f"did you mean '{close[0]}'? " if close else "") + "keys: " + ", ".join(keys)
+    hint = did_you_mean(name, keys) + "keys: " + ", ".join(keys)
     return RecipeError(f"unknown key '{name[:40]}' in {what}", doc.span(key), hint)
 
 
@@ -230,104 +246,121 @@ def _keyword(word: str):
     return read
 
 
+def _required(doc: _Document, given: dict, name: str, where: Node, message: str,
+              hint: str) -> Node:
+    """The value node of the key ``name``; ``message`` says that it is missing."""
+    if name not in given:
+        raise RecipeError(message, doc.span(where), hint)
+    return given[name][1]
+
+
+def _optional(doc: _Document, given: dict, name: str, text: bool = False) -> Raw | None:
+    if name not in given:
+        return None
+    node = given[name][1]
+    return doc.text(node, name) if text else doc.raw(node, name)
+
+
 def _input(doc: _Document, key: Node, value: Node) -> list:
     span = doc.span(key, value)
     if isinstance(value, SequenceNode):
-        dims = tuple(integer(doc.number_text(d, "an input dimension"), doc.span(d),
-                             "every input dimension") for d in value.value)
+        dims = [doc.raw(d, "an input dimension") for d in value.value]
         if not dims:
             raise RecipeError("input needs at least one dimension", doc.span(value),
                               "e.g. input: [3, 32, 32]")
-        return [ast.InputStmt(dims, span)]
+        return [builder.input_shape(dims, span)]
     return [_replace_span(doc.fragment(value, "input ", "input", "input"), span)]
 
 
 def _data(doc: _Document, key: Node, value: Node) -> list:
     span = doc.span(key, value)
     if isinstance(value, ScalarNode):
-        return [ast.Data(_choose(doc, value, DATA_SOURCES, "data source"), span=span)]
-    given = doc.mapping(value, "data", ("source", "path", "batch", "val"),
+        return [builder.data(doc.raw(value, "data source"), None, [], span)]
+    given = doc.mapping(value, "data", ("source", "path", *builder.DATA_OPTIONS),
                         "data: {source: npz, path: train.npz, batch: 64}")
-    if "source" not in given:
-        raise RecipeError("data needs a source", doc.span(value),
-                          "one of " + ", ".join(DATA_SOURCES))
-    path = given.get("path")
-    batch, val = given.get("batch"), given.get("val")
-    return [ast.Data(
-        _choose(doc, given["source"][1], DATA_SOURCES, "data source"),
-        None if path is None else doc.scalar(path[1], "data path"),
-        None if batch is None else _integer(doc, batch[1], "batch"),
-        None if val is None else float(fraction(doc.number_text(val[1], "val"),
-                                                doc.span(val[1]), "val", low_open=False,
-                                                high_open=True)),
-        span)]
+    source = _required(doc, given, "source", value, "data needs a source",
+                       "one of " + ", ".join(DATA_SOURCES))
+    return [builder.data(doc.raw(source, "data source"), _optional(doc, given, "path", True),
+                         doc.options(given, builder.DATA_OPTIONS), span)]
 
 
 def _targets(doc: _Document, key: Node, value: Node) -> list:
     given = doc.mapping(value, "target", TARGET_METRICS, "target: {flops: 50%}")
-    out = []
-    for metric, (name, amount_node) in given.items():
-        kept = fraction(doc.number_text(amount_node, f"target {metric}"),
-                        doc.span(amount_node), f"target {metric}")
-        out.append(ast.Target(metric, float(kept), doc.span(name, amount_node)))
-    return out
+    return [builder.target(Raw(metric, doc.span(name)), doc.raw(amount, f"target {metric}"),
+                           doc.span(name, amount))
+            for metric, (name, amount) in given.items()]
 
 
 def _iterate(doc: _Document, key: Node, value: Node) -> list:
     span = doc.span(key, value)
     if isinstance(value, ScalarNode):
-        return [ast.Iterate(_integer(doc, value, "iterate steps"), span=span)]
-    given = doc.mapping(value, "iterate", ("steps", "finetune"),
+        return [builder.iterate_steps(doc.raw(value, "iterate steps"), None, span)]
+    given = doc.mapping(value, "iterate", ("steps", "until", "remove", "finetune"),
                         "iterate: {steps: 4, finetune: 10}")
-    if "steps" not in given:
-        raise RecipeError("iterate needs steps", doc.span(value), "e.g. iterate: {steps: 4}")
-    finetune = given.get("finetune")
-    return [ast.Iterate(_integer(doc, given["steps"][1], "iterate steps"),
-                        None if finetune is None else
-                        _integer(doc, finetune[1], "finetune steps", minimum=0), span)]
+    finetune = _optional(doc, given, "finetune")
+    if "until" in given:
+        return [_iterate_until(doc, value, given, finetune, span)]
+    if "remove" in given:
+        raise RecipeError("remove (per step) goes with until: target",
+                          doc.span(given["remove"][0]),
+                          "e.g. iterate: {until: target, remove: 1, finetune: 10}")
+    steps = _required(doc, given, "steps", value, "iterate needs steps",
+                      "e.g. iterate: {steps: 4}")
+    return [builder.iterate_steps(doc.raw(steps, "iterate steps"), finetune, span)]
+
+
+def _iterate_until(doc: _Document, value: Node, given: dict, finetune: Raw | None,
+                   span: Span) -> ast.Iterate:
+    if "steps" in given:
+        raise RecipeError("iterate takes steps or until, not both", doc.span(given["steps"][0]),
+                          "iterate: {steps: 4} prunes in 4 steps; iterate: {until: target, "
+                          "remove: 1} prunes until the target is met")
+    remove = _required(doc, given, "remove", value, "iterate until needs remove",
+                       "how many channels each step removes: "
+                       "iterate: {until: target, remove: 1}")
+    return builder.iterate_until(doc.raw(given["until"][1], "until"),
+                                 doc.raw(remove, "remove"), finetune, span)
 
 
 def _finetune(doc: _Document, key: Node, value: Node) -> list:
-    given = doc.mapping(value, "finetune",
-                        ("epochs", "lr", "momentum", "weight_decay", "optimizer"),
+    given = doc.mapping(value, "finetune", ("epochs", *builder.FINETUNE_OPTIONS),
                         "finetune: {epochs: 2, lr: 0.01}")
-    if "epochs" not in given:
-        raise RecipeError("finetune needs epochs", doc.span(value), "e.g. finetune: {epochs: 2}")
-    options = {name: _finetune_option(doc, name, node) for name, (_, node) in given.items()}
-    return [ast.Finetune(options.pop("epochs"), **options,
-                         span=doc.span(key, value))]
-
-
-def _finetune_option(doc: _Document, name: str, node: Node):
-    if name == "epochs":
-        return _integer(doc, node, "epochs")
-    if name == "optimizer":
-        return _choose(doc, node, OPTIMIZERS, "optimizer")
-    text, span = doc.number_text(node, name), doc.span(node)
-    if name == "momentum":
-        return float(fraction(text, span, "momentum", low_open=False, high_open=True))
-    return real(text, span, name, positive=name == "lr")
+    epochs = _required(doc, given, "epochs", value, "finetune needs epochs",
+                       "e.g. finetune: {epochs: 2}")
+    return [builder.finetune(doc.raw(epochs, "epochs"),
+                             doc.options(given, builder.FINETUNE_OPTIONS), doc.span(key, value))]
 
 
 def _emit(doc: _Document, key: Node, value: Node) -> list:
     span = doc.span(key, value)
     if isinstance(value, ScalarNode):
-        return [ast.Emit(_choose(doc, value, EMIT_FORMATS, "emit format"), span=span)]
+        return [builder.emit(doc.raw(value, "emit format"), None, span)]
     given = doc.mapping(value, "emit", ("format", "path"), "emit: {format: export, path: out.pt2}")
-    if "format" not in given:
-        raise RecipeError("emit needs a format", doc.span(value),
-                          "one of " + ", ".join(EMIT_FORMATS))
-    path = given.get("path")
-    return [ast.Emit(_choose(doc, given["format"][1], EMIT_FORMATS, "emit format"),
-                     None if path is None else doc.scalar(path[1], "emit path"), span)]
+    fmt = _required(doc, given, "format", value, "emit needs a format",
+                    "one of " + ", ".join(EMIT_FORMATS))
+    return [builder.emit(doc.raw(fmt, "emit format"), _optional(doc, given, "path", True),
+                         span)]
 
 
-def _integer(doc: _Document, node: Node, what: str, minimum: int = 1) -> int:
-    return integer(doc.number_text(node, what), doc.span(node), what, minimum)
+def _task(doc: _Document, key: Node, value: Node) -> list:
+    span = doc.span(key, value)
+    if isinstance(value, ScalarNode):
+        return [builder.task(doc.raw(value, "task"), None, span)]
+    given = doc.mapping(value, "task", ("kind", "function"),
+                        'task: {kind: python, function: "pkg.module:function"}')
+    kind = _required(doc, given, "kind", value, "task needs a kind",
+                     "one of " + ", ".join(TASKS))
+    return [builder.task(doc.raw(kind, "task"), _optional(doc, given, "function", True), span)]
 
 
-def _choose(doc: _Document, node: Node, options: tuple, what: str) -> str:
-    return choice(doc.scalar(node, what), options, what, doc.span(node))
+def _trace(doc: _Document, key: Node, value: Node) -> list:
+    return [builder.trace(doc.raw(value, "trace"), doc.span(key, value))]
+
+
+def _allow(doc: _Document, key: Node, value: Node) -> list:
+    if not isinstance(value, SequenceNode):
+        return [builder.allow(doc.raw(value, "allow"), doc.span(key, value))]
+    return [builder.allow(doc.raw(item, "an allowance"), doc.span(item)) for item in value.value]
 
 
 # ---- prune and skip entries ------------------------------------------------------------------
@@ -335,6 +368,7 @@ def _choose(doc: _Document, node: Node, options: tuple, what: str) -> str:
 _PRUNE_KEYS = ("select", "in", "where", "by", "keep", "remove", "channels", "round")
 _SKIP_KEYS = ("select", "in", "where", "sensitive")
 _AMOUNT_KEYS = ("keep", "remove", "channels")
+_PRUNE_EXAMPLE = "e.g. {select: conv1, by: l1, keep: 0.5}"
 
 
 def _prunes(doc: _Document, key: Node, value: Node) -> list:
@@ -344,14 +378,12 @@ def _prunes(doc: _Document, key: Node, value: Node) -> list:
 
 def _prune(doc: _Document, item: Node) -> ast.Prune:
     given = doc.mapping(item, "a prune entry", _PRUNE_KEYS, "{select: conv1, by: l1, keep: 0.5}")
-    for needed in ("select", "by"):
-        if needed not in given:
-            raise RecipeError(f"a prune entry needs '{needed}'", doc.span(item),
-                              "e.g. {select: conv1, by: l1, keep: 0.5}")
-    rnd = given.get("round")
-    return ast.Prune(_selectors(doc, given["select"][1]), _criterion(doc, given["by"][1]),
-                     _amount(doc, item, given), *_scope_where(doc, given),
-                     None if rnd is None else _integer(doc, rnd[1], "round"), doc.span(item))
+    select = _required(doc, given, "select", item, "a prune entry needs 'select'",
+                       _PRUNE_EXAMPLE)
+    by = _required(doc, given, "by", item, "a prune entry needs 'by'", _PRUNE_EXAMPLE)
+    return builder.prune(_selectors(doc, select), _criterion(doc, by), _amount(doc, item, given),
+                         *_scope_where(doc, given), _optional(doc, given, "round"),
+                         doc.span(item))
 
 
 def _skips(doc: _Document, key: Node, value: Node) -> list:
@@ -366,9 +398,8 @@ def _skip(doc: _Document, item: Node) -> ast.Skip:
     if not given:
         raise RecipeError("a skip entry needs select, in, where or sensitive", doc.span(item))
     select = given.get("select")
-    selectors = (ast.Selector("**", doc.span(item)),) if select is None else \
-        _selectors(doc, select[1])
-    return ast.Skip(selectors, *_scope_where(doc, given), span=doc.span(item))
+    selectors = None if select is None else _selectors(doc, select[1])
+    return builder.skip(selectors, *_scope_where(doc, given), doc.span(item))
 
 
 def _skip_sensitive(doc: _Document, item: Node, given: dict) -> ast.Skip:
@@ -378,13 +409,11 @@ def _skip_sensitive(doc: _Document, item: Node, given: dict) -> ast.Skip:
         raise RecipeError(f"sensitive cannot be combined with {', '.join(others)}",
                           doc.span(key), "give it an entry of its own: - sensitive: 1%")
     if isinstance(value, ScalarNode) and value.tag == _BOOL:
-        if value.value.lower() not in ("true", "yes", "on"):
+        if value.value.lower() not in _TRUE:
             raise RecipeError("sensitive: false skips nothing", doc.span(value),
                               "remove the entry, or write sensitive: true or sensitive: 1%")
-        return ast.Skip(sensitive=True, span=doc.span(item))
-    threshold = fraction(doc.number_text(value, "sensitive"), doc.span(value),
-                         "sensitive threshold", low_open=False)
-    return ast.Skip(sensitive=True, threshold=float(threshold), span=doc.span(item))
+        return builder.skip_sensitive(None, doc.span(item))
+    return builder.skip_sensitive(doc.raw(value, "sensitive"), doc.span(item))
 
 
 def _selectors(doc: _Document, node: Node) -> tuple:
@@ -393,8 +422,7 @@ def _selectors(doc: _Document, node: Node) -> tuple:
     if not node.value:
         raise RecipeError("select needs at least one selector", doc.span(node))
     # one glob per item: checked by Glob alone, which is much faster than a parse per item
-    return tuple(selector(doc.scalar(item, "a selector").strip(), doc.span(item))
-                 for item in node.value)
+    return tuple(builder.selector(doc.raw(item, "a selector")) for item in node.value)
 
 
 def _scope_where(doc: _Document, given: dict) -> tuple:
@@ -411,10 +439,10 @@ def _amount(doc: _Document, item: Node, given: dict) -> ast.Amount:
         raise RecipeError(f"a prune entry {problem}", doc.span(item),
                           "keep: 0.5, keep: 50%, remove: 34%, keep: 48 channels or "
                           "channels: 48")
-    value = given[present[0]][1]
-    if present[0] == "channels":
-        return amount("keep", doc.number_text(value, "channels"), doc.span(value),
-                      channels=True)
+    key, value = given[present[0]]
+    if present[0] == "channels":      # channels: N is keep N channels
+        return builder.amount("keep", doc.raw(value, "channels"), Raw("channels", doc.span(key)),
+                              doc.span(value))
     return doc.fragment(value, f"{present[0]} ", "amount", present[0])
 
 
@@ -426,27 +454,33 @@ def _criterion(doc: _Document, node: Node) -> ast.Criterion:
                           "e.g. by: {taylor: {batches: 16}} or by: taylor(batches=16)")
     name, args = node.value[0]
     word = doc.scalar(name, "a criterion name")
-    return criterion(word, _arguments(doc, args, word), doc.span(name), doc.span(node))
+    return builder.criterion(Raw(word, doc.span(name)), _arguments(doc, args, word),
+                             doc.span(node))
 
 
-def _arguments(doc: _Document, node: Node, name: str) -> list:
-    """``{batches: 16}`` → [(name, value, span)], values typed as in the text form."""
+def _arguments(doc: _Document, node: Node, name: str) -> list[Option]:
+    """``{batches: 16}`` → options, values typed as in the text form."""
     if isinstance(node, ScalarNode) and node.tag == _NULL:
         return []
     if not isinstance(node, MappingNode):
         raise RecipeError(f"the arguments of {name} must be a mapping, got {_kind(node)}",
                           doc.span(node), "e.g. by: {taylor: {batches: 16}}")
-    return [(doc.scalar(k, "an argument name"), _argument(doc, v), doc.span(k, v))
+    return [Option(doc.scalar(k, "an argument name"), _argument(doc, v), doc.span(k, v))
             for k, v in node.value]
 
 
-def _argument(doc: _Document, node: Node):
+def _argument(doc: _Document, node: Node) -> Raw:
+    """A quoted scalar is a string; a plain YAML boolean (True, yes, on) reads as true/false."""
     text = doc.scalar(node, "an argument")
-    return text if node.style is not None else literal(text.strip(), doc.span(node))
+    if node.style is not None:
+        return Raw(text, doc.span(node), quoted=True)
+    if node.tag == _BOOL:
+        text = "true" if text.lower() in _TRUE else "false"
+    return Raw(text.strip(), doc.span(node))
 
 
-_STATEMENTS = {"model": _keyword("model"), "input": _input, "strategy": _keyword("strategy"),
-               "data": _data,
-               "prune": _prunes, "skip": _skips, "target": _targets, "iterate": _iterate,
-               "finetune": _finetune, "emit": _emit}
+_STATEMENTS = {"model": _keyword("model"), "input": _input, "task": _task, "trace": _trace,
+               "strategy": _keyword("strategy"), "data": _data, "prune": _prunes,
+               "skip": _skips, "target": _targets, "iterate": _iterate,
+               "finetune": _finetune, "emit": _emit, "allow": _allow}
 ORDER = tuple(_STATEMENTS)

@@ -61,7 +61,7 @@ def measured(ctx: Context, model) -> dict:
 
 def task_statement(recipe):
     """The recipe's ``task`` statement, if any."""
-    return next((s for s in recipe.statements if type(s).__name__ == "Task"), None)
+    return recipe.first(ast.Task)
 
 
 def task_kind(recipe) -> str:

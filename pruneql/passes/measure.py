@@ -7,9 +7,9 @@ al.'s convention), ``matmul_flops`` every other matrix product the model runs (a
 """
 from __future__ import annotations
 
-
 from pruneql.graph.channels import layer_flops, layer_params
 from pruneql.graph.flops import matmul_rows
+from pruneql.lang import describe
 from pruneql.latency import compare
 from pruneql.passes.context import Context
 from pruneql.report import Report
@@ -156,7 +156,4 @@ def _group_row(group, sel, analysis, cut) -> dict:
 
 
 def _amount_text(stmt) -> str:
-    amount = stmt.amount
-    text = (f"keep {amount.value} channels" if amount.kind == "channels"
-            else f"keep {amount.value:g}")
-    return text + (f" round {stmt.round}" if stmt.round else "")
+    return describe(stmt.amount) + (f" round {stmt.round}" if stmt.round else "")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pruneql.errors import PlanError
 from pruneql.graph.channels import PRODUCER_KINDS
-from pruneql.lang import ast
+from pruneql.lang import ast, describe
 from pruneql.lang.select import Glob, closest, evaluate, in_scope
 from pruneql.passes.context import Context, Selection
 
@@ -39,8 +39,8 @@ def kept_count(n: int, amount, round_to: int | None, span=None) -> int:
     >>> kept_count(64, Amount("fraction", 0.7), None), kept_count(64, Amount("fraction", 0.7), 8)
     (44, 48)
     """
-    if amount.kind == "channels" and amount.value > n:
-        raise PlanError(f"keep {amount.value} channels, but a selected group has only {n}",
+    if amount.kind == "count" and amount.value > n:
+        raise PlanError(f"{describe(amount)}, but a selected group has only {n}",
                         span=span, hint="use a fraction (keep 0.5) or a smaller count")
     kept = amount.kept(n)
     if round_to:
@@ -120,12 +120,8 @@ def _claim(chosen: dict, group, stmt: ast.Prune, layer_name: str) -> None:
 
 
 def _describe(stmt: ast.Prune) -> str:
-    amount = stmt.amount
-    keep = f"keep {amount.value} channels" if amount.kind == "channels" else \
-        f"keep {amount.value:g}"
-    crit = stmt.criterion.name + (f"({', '.join(f'{k}={v}' for k, v in stmt.criterion.args)})"
-                                  if stmt.criterion.args else "")
-    return f"'{crit} {keep}" + (f" round {stmt.round}'" if stmt.round else "'")
+    said = f"{describe(stmt.criterion)} {describe(stmt.amount)}"
+    return f"'{said}" + (f" round {stmt.round}'" if stmt.round else "'")
 
 
 def _how(stmt: ast.Prune) -> tuple:

@@ -48,7 +48,7 @@ def trace(ctx: Context) -> Context:
 
 
 def _mode(ctx: Context) -> str:
-    stmt = next((s for s in ctx.recipe.statements if type(s).__name__ == "TraceStmt"), None)
+    stmt = ctx.recipe.first(ast.TraceStmt)
     return ctx.options.trace or (stmt.mode if stmt is not None else "auto")
 
 
