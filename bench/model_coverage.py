@@ -21,7 +21,7 @@ downloaded), in eval mode, on a small input, this script
    Ultralytics' own predict path (``YOLO.predict`` on a random 160x160 uint8 image).
 
 Each model runs in a forked child with a timeout, so a hang or crash costs one row. A run
-of the whole set takes ≈30–60 min on 2 shared cores.
+of the whole set takes ≈10 min on 2 shared cores.
 
     python bench/model_coverage.py                    # everything; rewrites docs/model_coverage.md
     python bench/model_coverage.py --models resnet18 family:smp 'tv_*'   # a subset; prints only
@@ -275,9 +275,18 @@ def is_crash(exc: BaseException) -> bool:
     return not isinstance(exc, PruneQLError) or exc.stage == "internal"
 
 
+def frozen_reason(group: dict) -> str:
+    """PruneQL's reason; a group it leaves unprunable without one is described here."""
+    if group["frozen"]:
+        return group["frozen"]
+    units, channels = group["units"]["before"], group["channels"]["before"]
+    return (f"(no reason given) {units} unit(s) of {channels} channels: nothing can be "
+            f"removed while keeping at least one unit")
+
+
 def group_stats(groups: list) -> dict:
     frozen = [g for g in groups if not g["prunable"]]
-    reasons = Counter(g["frozen"] or "a single channel (nothing to remove)" for g in frozen)
+    reasons = Counter(frozen_reason(g) for g in frozen)
     pruned = sum(1 for g in groups if g["channels"]["after"] < g["channels"]["before"])
     return {"groups": len(groups), "prunable": len(groups) - len(frozen),
             "frozen": len(frozen), "pruned": pruned, "frozen_reasons": dict(reasons)}
@@ -370,7 +379,9 @@ def measure(spec: ModelSpec, trace: str) -> dict:
         rec["plan"] = plan_record(model, inputs, trace)
         if NOTHING in rec["error"]["message"] and "groups" in rec["plan"]:
             rec.update({k: rec["plan"][k] for k in ("frontend", "groups", "prunable",
-                                                    "frozen", "pruned", "frozen_reasons")})
+                                                    "frozen", "pruned", "frozen_reasons",
+                                                    "before")})
+            rec["after"] = rec["before"]          # nothing removed: the model as it was
     rec["kind"], rec["outcome"] = classify(rec)
     with tempfile.TemporaryDirectory(prefix="pruneql-mc-") as folder:
         if result is not None:
@@ -529,7 +540,7 @@ def progress_line(rec: dict) -> str:
 # =========================================================================== reporting ==
 def normalize(reason: str) -> str:
     """A frozen reason with names and numbers taken out, so reasons aggregate."""
-    reason = re.sub(r"'[^']*'", "'…'", reason)
+    reason = re.sub(r"'[^'\s]*'", "'…'", reason)
     return re.sub(r"\b\d+\b", "N", reason)
 
 
@@ -727,11 +738,26 @@ def markdown(records: list, meta: dict) -> str:
             "## Errors and crashes", "", *worklist(records), "",
             "## Why groups are frozen", "",
             "Across all models, frozen groups by reason (quoted names and numbers replaced, "
-            "so one reason aggregates over layers and models).", "",
+            "so one reason aggregates over layers and models). A group shows the first op "
+            "that pinned it; an op further on may pin it too, and a group pinned by an op "
+            "upstream shows that op even where a later one is the real obstacle.", "",
             *frozen_section(records), "",
             "## Why symbolic tracing gave way to torch.export", "",
             *symbolic_section(records), ""]
     return "\n".join(out)
+
+
+def revision() -> str:
+    """The PruneQL checkout measured: commit, and whether pruneql/ had local changes."""
+    import subprocess
+    try:
+        head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "pruneql"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown revision"
+    return f"PruneQL {head}" + (" with local changes" if dirty else "")
 
 
 def versions() -> str:
@@ -802,7 +828,8 @@ def main(argv=None) -> int:
         for name, spec in REGISTRY.items():
             print(f"{spec.family:<12} {name}")
         return 0
-    meta = {"date": time.strftime("%Y-%m-%d"), "versions": versions(), "recipe": RECIPE}
+    meta = {"date": time.strftime("%Y-%m-%d"), "versions": f"{revision()}; {versions()}",
+            "recipe": RECIPE}
     if args.from_json:
         with open(args.from_json, encoding="utf-8") as f:
             saved = json.load(f)

@@ -6,7 +6,7 @@ import time
 
 import torch
 
-from pruneql.graph.channels import PRODUCER_KINDS, layer_flops
+from pruneql.graph.channels import layer_flops
 
 
 def _sync() -> None:
@@ -54,7 +54,8 @@ def layer_table(analysis, model: torch.nn.Module, example_inputs: tuple) -> dict
     proportional to their FLOPs); ``"<rest>"`` is everything else in the model."""
     table = {}
     for layer in analysis.layers.values():
-        if layer.kind in PRODUCER_KINDS and layer.in_shape is not None and not layer.functional:
+        if layer.kind in ("conv", "convT", "linear") and layer.in_shape is not None \
+                and not layer.functional:
             table[layer.name] = _fit(layer)
     whole = median_ms(lambda: model(*example_inputs))
     table["<rest>"] = max(0.0, whole - sum(a + b * layer_flops(analysis.layers[n])

@@ -9,8 +9,8 @@ from torch import nn
 def _filters(module: nn.Module, in_mask: np.ndarray | None) -> torch.Tensor:
     """The weight as (out_channels, rest), leaving out input channels not in ``in_mask``."""
     weight = module.weight.detach()
-    if isinstance(module, nn.modules.conv._ConvTransposeNd):
-        weight = weight.transpose(0, 1)           # stored as (in, out, ...)
+    if isinstance(module, (nn.modules.conv._ConvTransposeNd, nn.Embedding)):
+        weight = weight.transpose(0, 1)           # (in, out, ...); an embedding's columns
     grouped = getattr(module, "groups", 1) > 1    # its input dim is per group: no mask
     if in_mask is not None and not grouped and not bool(np.all(in_mask)):
         weight = weight[:, torch.from_numpy(np.asarray(in_mask, dtype=bool))]

@@ -67,8 +67,8 @@ def layer_flops(layer: Layer, n_in: int | None = None, n_out: int | None = None)
 
 
 def _call_flops(layer: Layer, in_shape, out_shape, n_in, n_out) -> int:
-    if layer.kind not in PRODUCER_KINDS or out_shape is None:
-        return 0
+    if layer.kind not in ("conv", "convT", "linear") or out_shape is None:
+        return 0     # an embedding looks rows up: no multiply-adds
     m = layer.module
     n_in = m.in_channels if layer.kind in ("conv", "convT") and n_in is None else n_in
     n_out = out_shape[1] if n_out is None else n_out
@@ -99,6 +99,8 @@ def layer_params(module, kind: str, n_in, n_out) -> int:
         return sum(own.values())
     if kind == "norm":
         return sum(n_out for _ in own)
+    if kind == "embedding":
+        return module.num_embeddings * (module.embedding_dim if n_out is None else n_out)
     if kind == "convT":
         n_in = module.in_channels if n_in is None else n_in
         n_out = module.out_channels if n_out is None else n_out
@@ -113,7 +115,7 @@ def layer_params(module, kind: str, n_in, n_out) -> int:
     return n_out * per_filter + (n_out if "bias" in own else 0)
 
 
-PRODUCER_KINDS = ("conv", "convT", "linear")
+PRODUCER_KINDS = ("conv", "convT", "linear", "embedding")
 
 
 @dataclass
@@ -127,6 +129,7 @@ class Group:
     # producer -> the group channel position of each of its filters
     filters: dict = field(repr=False, default_factory=dict)
     frozen: str | None = None
+    unit: str = "channels"               # or heads / head_dims: what a unit of it is
 
     @property
     def size(self) -> int:
@@ -148,6 +151,7 @@ class ChannelAnalysis:
     layers: dict                         # module name -> Layer
     groups: list
     params: dict = field(default_factory=dict)   # get_attr target -> ParamSlice
+    inexact: list = field(default_factory=list)   # nodes pruned although not exact
     element_kinds: list = field(repr=False, default_factory=list)
     _class_spaces: tuple | None = field(repr=False, default=None)
 
@@ -222,7 +226,8 @@ class ChannelAnalysis:
         return found
 
 
-def analyze(gm: fx.GraphModule) -> ChannelAnalysis:
+def analyze(gm: fx.GraphModule, splits: dict | None = None,
+            inexact_layernorm: bool = False) -> ChannelAnalysis:
     """Find the channel classes and prunable groups of a traced, shape-propagated module.
 
     >>> import torch
@@ -233,7 +238,7 @@ def analyze(gm: fx.GraphModule) -> ChannelAnalysis:
     >>> [(g.producers, g.size, g.frozen) for g in a.groups]
     [(('0',), 8, None), (('2',), 4, 'reaches a model output')]
     """
-    walker = Walker(gm)
+    walker = Walker(gm, splits, inexact_layernorm)
     walker.run()
     classes = walker.uf.roots()
     pinned: dict[int, str] = {}
@@ -242,7 +247,8 @@ def analyze(gm: fx.GraphModule) -> ChannelAnalysis:
     layers = _collect_layers(walker)
     _number_layers(layers)
     groups = _build_groups(layers, classes, pinned)
-    return ChannelAnalysis(gm=gm, spaces=walker.spaces,
+    _label_units(groups, classes, walker.units)
+    return ChannelAnalysis(gm=gm, spaces=walker.spaces, inexact=walker.inexact,
                            classes=classes, pinned=pinned, layers=layers, groups=groups,
                            params=walker.params, element_kinds=walker.kinds)
 
@@ -298,6 +304,15 @@ def _build_groups(layers: dict, classes: np.ndarray, pinned: dict) -> list:
     groups = [_make_group(i, names, layers, classes, pinned) for i, names in enumerate(components)]
     _add_members(groups, layers, classes)
     return groups
+
+
+def _label_units(groups: list, classes: np.ndarray, units: dict) -> None:
+    """Attention groups count heads or head dims, not channels."""
+    by_class = {int(classes[e]): unit for e, unit in units.items()}
+    for group in groups:
+        found = {by_class[c] for c in group.classes.tolist() if c in by_class}
+        if found:
+            group.unit = found.pop() if len(found) == 1 else "mixed"
 
 
 def _add_members(groups: list, layers: dict, classes: np.ndarray) -> None:

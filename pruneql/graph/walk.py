@@ -90,8 +90,14 @@ class ParamSlice:
 class Walker:
     """Walks the fx graph once; results are read by :func:`channels.analyze`."""
 
-    def __init__(self, gm: fx.GraphModule):
+    def __init__(self, gm: fx.GraphModule, splits: dict | None = None,
+                 inexact_layernorm: bool = False):
         self.gm = gm
+        self.inexact_layernorm = inexact_layernorm
+        self.inexact: list = []                     # LayerNorms pruned by consent
+        # head split node -> ((heads dim, head_dim dim), "heads" | "head_dims")
+        self.splits = splits or {}
+        self.units: dict = {}                       # element id -> unit of its attention
         self.uf = UnionFind()
         self.kinds: list[str] = []
         self.spaces: dict[str, Space] = {}
@@ -446,16 +452,35 @@ class Walker:
         shape = (shape,) if isinstance(shape, int) else shape
         if not isinstance(shape, (tuple, list)) or not all(isinstance(d, int) for d in shape):
             return self.opaque(node, "LayerNorm over a shape computed at run time")
-        self.layer_norm_over(node, len(shape))
+        self.layer_norm_over(node, len(shape), module)
 
-    def layer_norm_over(self, node, n_dims: int) -> None:
+    def layer_norm_over(self, node, n_dims: int, module=None) -> None:
         space = self.space(_first_tensor(node))
         src_shape = _shape(_first_tensor(node))
         if space is not None and src_shape is not None and \
                 space.dim + space.ids.ndim <= len(src_shape) - n_dims:
             return self.passthrough(node)   # normalises over dims after the channels only
+        if self.inexact_layernorm and n_dims == 1 and space is not None and \
+                space.flat(len(src_shape) - 1) is not None:
+            return self.inexact_norm(node, module, space.ids)
         self.opaque(node, "LayerNorm over the channels (its statistics span all channels, "
-                          "so removing one changes the others)")
+                          "so removing one changes the others; `allow inexact layernorm` "
+                          "prunes them anyway and measures the deviation)")
+
+    def inexact_norm(self, node, module, ids: np.ndarray) -> None:
+        """``allow inexact layernorm``: a LayerNorm over the channels loses channels like a
+        per-channel norm; the result is not equivalent, and verify measures by how much."""
+        self.passthrough(node)
+        self.inexact.append(node.name)
+        if module is not None:
+            return self.add_call(node, "norm", ids)
+        tensors = [a for a in list(node.args[2:4]) + [node.kwargs.get(k) for k in
+                                                       ("weight", "bias")]
+                   if isinstance(a, fx.Node)]
+        if not all(a.op == "get_attr" and self.param_slice(a, 0, ids, node) for a in tensors):
+            return self.opaque(node, "LayerNorm over the channels with a weight PruneQL "
+                                     "cannot slice")
+        node.meta["pruneql.ln_shape"] = True
 
     # ---- elementwise ----------------------------------------------------------------------
     def binary(self, node) -> None:
@@ -487,7 +512,7 @@ class Walker:
         varying = [a for a in axes if a >= 0 and arg_shape[a] > 1]
         if not varying:
             return True
-        if any(s > 1 for i, s in enumerate(arg_shape) if i != varying[0]):
+        if len(varying) > 1:
             return False
         ids = space.ids
         if ids.ndim > 1:        # per channel of a (C, H, W) space: C's positions go together
@@ -548,6 +573,8 @@ class Walker:
         tensors = node.args[0] if node.args else node.kwargs.get("tensors")
         dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
         shape = _shape(node)
+        if isinstance(tensors, (list, tuple)) and self.cat_of_constants(node, tensors, dim):
+            return None
         spaces = [self.space(t) for t in tensors] if isinstance(tensors, (list, tuple)) else [None]
         if shape is None or any(s is None or s.flat() is None for s in spaces) or \
                 len({s.dim for s in spaces}) != 1:
@@ -558,6 +585,26 @@ class Walker:
         for other in spaces[1:]:
             self.uf.union_arrays(spaces[0].ids, other.ids)
         self.set_space(node, spaces[0].ids, cdim)
+
+    def cat_of_constants(self, node, tensors, dim) -> bool:
+        """``cat([cls_token.expand(…), tokens], dim=1)``: along a non-channel dim, operands
+        without channels are parameters (or views of one) sliced with the channels."""
+        spaced = [self.space(t) for t in tensors if self.space(t) is not None]
+        bare = [t for t in tensors if isinstance(t, fx.Node) and self.space(t) is None]
+        shape = _shape(node)
+        if not spaced or not bare or shape is None or not isinstance(dim, int):
+            return False
+        first = spaced[0]
+        if dim % len(shape) in range(first.dim, first.dim + first.ids.ndim) or \
+                any(s.dim != first.dim or s.ids.shape != first.ids.shape for s in spaced):
+            return False
+        if not all(self.constant_along(node, t, first.dim + len(shape) - len(_shape(t)),
+                                       first) for t in bare):
+            return False
+        for other in spaced[1:]:
+            self.uf.union_arrays(first.ids, other.ids)
+        self.set_space(node, first.ids, first.dim)
+        return True
 
     def pad(self, node) -> None:
         src = _first_tensor(node)
@@ -606,20 +653,24 @@ class Walker:
         if isinstance(src, fx.Node) and src.name in self.pieces and isinstance(index, int):
             piece = self.pieces[src.name][index]
             return self.set_space(node, piece.ids, piece.dim)
-        space = self.space(src)
-        if space is None:
+        space, shape = self.space(src), _shape(src)
+        if space is None or shape is None:
             return self.opaque(node, "item of a value PruneQL does not model")
-        index = index if isinstance(index, tuple) else (index,)
-        if any(not isinstance(i, (slice, int)) for i in index) or \
-                any(isinstance(i, int) for i in index[:space.dim + space.ids.ndim]):
+        index = _expanded(index if isinstance(index, tuple) else (index,), len(shape))
+        if index is None:
+            return self.opaque(node, "indexing by tensors or an index PruneQL cannot read")
+        found = _indexed_dims(index, space)
+        if found is None:
             return self.opaque(node, "indexing that moves or selects channels")
-        if len(index) <= space.dim or index[space.dim] == slice(None):
-            return self.set_space(node, space.ids, space.dim)
-        cut = index[space.dim]
+        position, out_dim = found
+        node.args = (src, index) + tuple(node.args[2:])
+        cut = index[position] if position is not None else slice(None)
+        if cut == slice(None):
+            return self.set_space(node, space.ids, out_dim)
         if space.flat() is None or not _static_slice(cut):
             return self.opaque(node, "slicing of the channels with a step or dynamic bounds")
-        node.meta["pruneql.slice"] = space.dim
-        self.set_space(node, space.ids[cut], space.dim)
+        node.meta["pruneql.slice"] = position
+        self.set_space(node, space.ids[cut], out_dim)
 
     def stack(self, node) -> None:
         """``torch.stack``: a new dim; the stacked tensors' channels go together."""
@@ -686,6 +737,108 @@ class Walker:
         self.tie_groups(groups, ids)
         node.meta["pruneql.groups"] = ("num_groups", 1, len(ids) // groups)
 
+    def attention(self, node) -> None:
+        """``scaled_dot_product_attention(q, k, v)``: q·kᵀ contracts the head dims of q and
+        k, heads run side by side, the output has v's head dims. Heads view: q, k, v and the
+        output share the heads (dim 1); head-dims view: q's and k's dims go together and
+        the output carries v's."""
+        q, k, v = (self.space(a) for a in node.args[:3])
+        shape = _shape(node)
+        if q is None or k is None or v is None or shape is None or \
+                q.ids.ndim != 1 or len({q.dim, k.dim, v.dim}) != 1:
+            return self.opaque(node, "attention whose heads PruneQL cannot follow")
+        last = len(shape) - 1
+        if q.dim == 1:
+            self.tie_heads(q.ids, k.ids)
+            self.tie_heads(q.ids, v.ids)
+            return self.set_space(node, q.ids, 1)
+        if q.dim == last and len(q.ids) == len(k.ids):
+            self.uf.union_arrays(q.ids, k.ids)
+            node.meta["pruneql.sdpa_scale"] = len(q.ids) ** -0.5
+            return self.set_space(node, v.ids, last)
+        return self.opaque(node, "attention whose heads PruneQL cannot follow")
+
+    def tie_heads(self, a: np.ndarray, b: np.ndarray) -> None:
+        """Tie head i of ``a`` with head i of ``b``, or with the key/value head serving it
+        when ``b`` has fewer (grouped-query attention without repeat_kv)."""
+        if len(a) == len(b):
+            return self.uf.union_arrays(a, b)
+        if len(b) and len(a) % len(b) == 0:
+            return self.uf.union_arrays(a, np.repeat(b, len(a) // len(b)))
+        self.pin(np.concatenate([a, b]), "attention with head counts PruneQL cannot match")
+
+    def matmul(self, node) -> None:
+        """``a @ b``: batch dims run side by side, ``a``'s last and ``b``'s second-to-last
+        dims are contracted (tied), ``a``'s rows and ``b``'s columns carry through."""
+        a, b = node.args[:2]
+        sa, sb, shape = self.space(a), self.space(b), _shape(node)
+        if shape is None or len(shape) < 2 or any(
+                s is not None and s.ids.ndim != 1 for s in (sa, sb)):
+            return self.opaque(node, f"op {ops.describe(node)} of channels PruneQL cannot "
+                                     f"follow")
+        out_rank = len(shape)
+        roles = [_matmul_role(s, _shape(x), out_rank, first) for s, x, first in
+                 ((sa, a, True), (sb, b, False))]
+        if "?" in roles:
+            return self.opaque(node, f"op {ops.describe(node)} of channels PruneQL cannot "
+                                     f"follow")
+        if roles[0] == roles[1] == "inner":
+            self.uf.union_arrays(sa.ids, sb.ids)
+            return None
+        if roles[0] == roles[1] == "batch" and sa.dim - (len(_shape(a)) - out_rank) == \
+                sb.dim - (len(_shape(b)) - out_rank):
+            self.tie_heads(sa.ids, sb.ids)
+            return self.set_space(node, sa.ids, sa.dim + out_rank - len(_shape(a)))
+        carried = [(s, x, r) for s, x, r in ((sa, a, roles[0]), (sb, b, roles[1]))
+                   if r in ("rows", "columns", "batch")]
+        if len(carried) != 1 or any(r == "inner" for r in roles):
+            return self.opaque(node, f"op {ops.describe(node)} mixes channels")
+        s, x, role = carried[0]
+        dim = {"rows": out_rank - 2, "columns": out_rank - 1}.get(
+            role, s.dim + out_rank - len(_shape(x)))
+        self.set_space(node, s.ids, dim)
+
+    def triangle(self, node) -> None:
+        """``triu``/``tril`` zero by position in the last two dims: channel-wise only when
+        the channels are elsewhere."""
+        space, shape = self.space(_first_tensor(node)), _shape(node)
+        if space is not None and shape is not None and \
+                space.dim + space.ids.ndim > len(shape) - 2:
+            return self.opaque(node, f"op {ops.describe(node)} by position over the channels")
+        self.passthrough(node)
+
+    def constant_like(self, node) -> None:
+        """``ones_like(x)`` and friends: constant values in ``x``'s shape — the shape
+        follows the channels, the values do not depend on them."""
+        space = self.space(_first_tensor(node))
+        if space is not None and _shape(node) == _shape(_first_tensor(node)):
+            self.set_space(node, space.ids, space.dim)
+
+    def masked_fill(self, node) -> None:
+        """``x.masked_fill(mask, value)``: channel-wise where the mask is a constant of
+        ``x``'s shape or does not vary along the channels."""
+        x, mask = node.args[0], node.args[1] if len(node.args) > 1 else node.kwargs.get("mask")
+        sx, sm = self.space(x), self.space(mask) if isinstance(mask, fx.Node) else None
+        if sx is None:
+            return None
+        if sm is not None:
+            if sm.dim != sx.dim or sm.ids.shape != sx.ids.shape:
+                return self.opaque(node, "masked_fill with a mask over other channels")
+            self.uf.union_arrays(sx.ids, sm.ids)
+        elif isinstance(mask, fx.Node) and not self.constant_along(node, mask, sx.dim, sx):
+            return self.opaque(node, "masked_fill with a mask that varies over the channels")
+        self.set_space(node, sx.ids, sx.dim)
+
+    def embedding(self, node, module) -> None:
+        """``nn.Embedding``: its weight's columns are the output features (the hidden width
+        of a language model)."""
+        shape = _shape(node)
+        if shape is None:
+            return self.opaque(node, f"embedding '{node.target}' with an unknown output")
+        out = self.fresh(module.embedding_dim, f"out:{node.target}")
+        self.set_space(node, out, len(shape) - 1)
+        self.add_call(node, "embedding", None, out)
+
     # ---- shape changes --------------------------------------------------------------------
     def reshape(self, node) -> None:
         src = _first_tensor(node)
@@ -697,10 +850,31 @@ class Walker:
             return self.opaque(node, f"op {ops.describe(node)} reshapes the channels "
                                      f"{tuple(src_shape)} -> {tuple(shape)}")
         ids, dim = found
+        if node.name in self.splits and ids.ndim > 1:
+            return self.head_split(node, ids, dim)
         if ids.ndim > 1 and found[0] is not space.ids:
             self.grids.append(ids)
         node.meta["pruneql.view"] = True
         self.set_space(node, ids, dim)
+
+    def head_split(self, node, ids: np.ndarray, dim: int) -> None:
+        """A projection's features viewed as (…, heads, head_dim): the channel space is
+        laid over the heads (each head's dims go together) or over the head dims (each dim
+        goes in every head, q/k/v alike), as the block's view says; the other dims become
+        plain dims."""
+        (heads_dim, dims_dim), view = self.splits[node.name]
+        keep_axis = (heads_dim if view == "heads" else dims_dim) - dim
+        if not 0 <= keep_axis < ids.ndim:
+            return self.opaque(node, f"op {ops.describe(node)} splits heads PruneQL cannot "
+                                     f"place")
+        moved = np.moveaxis(ids, keep_axis, 0).reshape(ids.shape[keep_axis], -1)
+        for row in moved:
+            self.uf.union_all(row)
+        flat = moved[:, 0].copy()
+        for e in flat.tolist():
+            self.units[e] = view
+        node.meta["pruneql.view"] = True
+        self.set_space(node, flat, dim + keep_axis)
 
     def permute(self, node) -> None:
         src = _first_tensor(node)
@@ -723,9 +897,76 @@ class Walker:
             return self.opaque(node, f"op {ops.describe(node)} reduces over the channels")
         dims = {d % len(src_shape) for d in dims}
         if dims & set(range(space.dim, space.dim + space.ids.ndim)):
+            if self.rms_statistic(node, space, dims, keep):
+                return None
             return self.opaque(node, f"op {ops.describe(node)} reduces over the channels")
         shift = 0 if keep else sum(d < space.dim for d in dims)   # reduced dims before it
         self.set_space(node, space.ids, space.dim - shift)
+
+    def rms_statistic(self, node, space: Space, dims: set, keep) -> bool:
+        """RMSNorm's ``mean(x², channels)`` feeding ``x * rsqrt(· + eps) * gain``: exact
+        after pruning when the gain is scaled by √(n/n′) and eps by n/n′, which rewrite
+        does; the statistic itself carries no channels."""
+        found = _rms_pattern(node) if keep and space.ids.ndim == 1 and \
+            dims == {space.dim} and node.target == "mean" else None
+        if found is None:
+            return False
+        eps_node, gain = found
+        if not self.param_slice(gain, _gain_axis(gain, space), space.ids, _gain_user(gain)):
+            return False
+        node.meta["pruneql.rms"] = {"eps": eps_node.name, "gain": gain.target,
+                                    "channels": space.ids}
+        return True
+
+
+def _rms_pattern(mean) -> tuple | None:
+    """(the ``+ eps`` node, the gain's get_attr) of ``x * rsqrt(mean(x²) + eps) * gain``
+    (the float conversions HF's RMSNorm makes allowed), else None."""
+    square = mean.args[0]
+    if not (isinstance(square, fx.Node) and _is_square(square)) or len(mean.users) != 1:
+        return None
+    add = next(iter(mean.users))
+    if add.target not in (operator.add, "add", torch.add) or len(add.users) != 1 or \
+            not any(isinstance(a, (int, float)) for a in add.args):
+        return None
+    root = next(iter(add.users))
+    if not (root.target in (torch.rsqrt, "rsqrt")) or len(root.users) != 1:
+        return None
+    scaled = next(iter(root.users))
+    gain = _gain_of(scaled)
+    return (add, gain) if gain is not None else None
+
+
+def _is_square(node) -> bool:
+    if node.target in (torch.pow, "pow", operator.pow):
+        return len(node.args) > 1 and node.args[1] == 2
+    return node.target in (operator.mul, "mul", torch.mul) and len(node.args) > 1 and \
+        node.args[0] is node.args[1]
+
+
+def _gain_of(node, hops: int = 3):
+    """The get_attr parameter that multiplies ``node``'s result (through conversions)."""
+    for _ in range(hops):
+        if len(node.users) != 1:
+            return None
+        node = next(iter(node.users))
+        if node.target in (operator.mul, "mul", torch.mul):
+            attr = next((a for a in node.args if isinstance(a, fx.Node) and a.op == "get_attr"),
+                        None)
+            if attr is not None:
+                return attr
+        elif not (node.op == "call_method" and node.target in ("to", "type_as", "float")):
+            return None
+    return None
+
+
+def _gain_axis(gain, space: Space) -> int:
+    shape = _shape(gain)
+    return len(shape) - 1 if shape else 0
+
+
+def _gain_user(gain):
+    return next(iter(gain.users))
 
 
 def _functional_name(node, weight) -> str:
@@ -833,6 +1074,60 @@ def _along_one_axis(uf: UnionFind, ids: np.ndarray) -> bool:
     return False
 
 
+def _matmul_role(space, shape, out_rank: int, first: bool) -> str | None:
+    """Where an operand's channels sit in a matmul: batch, rows (of the first), columns
+    (of the second), inner (contracted), None (no channels) or ? (unknown)."""
+    if space is None:
+        return None
+    if shape is None or len(shape) < 2:
+        return "?"
+    rank = len(shape)
+    if space.dim < rank - 2:
+        return "batch"
+    if first:
+        return "rows" if space.dim == rank - 2 else "inner"
+    return "inner" if space.dim == rank - 2 else "columns"
+
+
+def _expanded(index: tuple, rank: int) -> tuple | None:
+    """``index`` with ``...`` spelled out as full slices; None for tensor indices."""
+    if any(not (i is None or i is Ellipsis or isinstance(i, (int, slice))) for i in index):
+        return None
+    used = sum(1 for i in index if i is not None and i is not Ellipsis)
+    if used > rank or sum(i is Ellipsis for i in index) > 1:
+        return None
+    out: list = []
+    for i in index:
+        out += [slice(None)] * (rank - used) if i is Ellipsis else [i]
+    return tuple(out)
+
+
+def _indexed_dims(index: tuple, space: Space) -> tuple | None:
+    """(position in ``index`` of the first channel dim or None, the channels' dim in the
+    result), or None when the index removes a channel dim or splits the channel block."""
+    lo, hi = space.dim, space.dim + space.ids.ndim
+    in_dim = out_dim = 0
+    position, start = None, None
+    for k, item in enumerate(index):
+        if item is None:
+            if lo < in_dim < hi:
+                return None
+            out_dim += 1
+            continue
+        if lo <= in_dim < hi:
+            if isinstance(item, int):
+                return None
+            if in_dim == lo:
+                position, start = k, out_dim
+            elif item != slice(None):
+                return None
+        in_dim += 1
+        out_dim += 0 if isinstance(item, int) else 1
+    if start is None:                     # the channels lie beyond the index
+        start = lo - in_dim + out_dim
+    return position, start
+
+
 def _split_sizes(total: int, how, chunk: bool) -> list | None:
     if chunk and isinstance(how, int) and how > 0:
         size = math.ceil(total / how)
@@ -860,6 +1155,11 @@ def _reshaped(space: Space, src: tuple, out: tuple):
         if tuple(out[j:j + space.ids.ndim]) == space.ids.shape and \
                 math.prod(out[j + space.ids.ndim:]) == rest:
             return space.ids, j                                  # kept as they are
+    for first in range(1, lo):                                   # merged with earlier dims
+        lead = math.prod(src[:first])
+        for j in [j for j in range(1, len(out)) if math.prod(out[:j]) == lead]:
+            if out[j] == math.prod(src[first:hi]) and tuple(out[j + 1:]) == tuple(src[hi:]):
+                return np.tile(space.ids.ravel(), math.prod(src[first:lo])), j
     for j in starts:
         if out[j] == width and math.prod(out[j + 1:]) == rest:
             return space.ids.ravel(), j                          # channel dims merged
@@ -958,9 +1258,14 @@ _MODULE_HANDLERS = {
     nn.PReLU: _prelu,
     nn.LayerNorm: Walker.layer_norm,
     nn.Flatten: lambda w, node, m: w.reshape(node),
+    nn.Embedding: Walker.embedding,
 }
 _FUNCTION_HANDLERS = {
     **{f: Walker.passthrough for f in ops.PASS_FUNCTIONS},
+    torch.nn.functional.scaled_dot_product_attention: Walker.attention,
+    **{f: Walker.matmul for f in (torch.matmul, operator.matmul)},
+    **{f: Walker.constant_like for f in (torch.ones_like, torch.zeros_like, torch.full_like,
+                                          torch.empty_like)},
     **{f: Walker.reshape for f in ops.RESHAPE_FUNCTIONS},
     **{f: Walker.stack for f in ops.STACK_FUNCTIONS},
     **{f: Walker.unbind for f in ops.UNBIND_FUNCTIONS},
@@ -986,6 +1291,9 @@ _FUNCTION_HANDLERS = {
 }
 _METHOD_HANDLERS = {
     **{m: Walker.passthrough for m in ops.PASS_METHODS},
+    "matmul": Walker.matmul,
+    "masked_fill": Walker.masked_fill,
+    **{m: Walker.triangle for m in ("triu", "tril", "triu_", "tril_")},
     **{m: Walker.expand for m in ops.EXPAND_METHODS},
     **{m: Walker.unbind for m in ops.UNBIND_METHODS},
     **{m: Walker.clamp for m in ops.CLAMP_METHODS},

@@ -68,8 +68,24 @@ def _matches(stmt: ast.Prune, layers, analysis) -> list:
         prunable = [l for l in found if _prunable(l, analysis)]
         if not prunable:
             raise _unprunable(sel, found, analysis)
-        matched.extend(prunable)
+        fitting = [l for l in prunable if analysis.group_of(l.name).unit == stmt.amount.unit]
+        if not fitting:
+            raise _wrong_unit(sel, stmt, prunable, analysis)
+        matched.extend(fitting)
     return matched
+
+
+def _wrong_unit(sel, stmt: ast.Prune, found: list, analysis) -> PlanError:
+    unit = stmt.amount.unit
+    have = analysis.group_of(found[0].name).unit
+    if have == "channels":
+        why = f"'{found[0].name}' is not an attention projection: its groups count channels"
+        hint = f"drop '{unit}' from the amount, or select the q/k/v projections"
+    else:
+        why = f"'{found[0].name}' is an attention projection, counted in {have}"
+        hint = f"write the amount in heads or head_dims, e.g. `keep 0.5 {have}`"
+    return PlanError(f"the unit '{unit}' does not fit selector '{sel.pattern}': {why}",
+                     span=stmt.amount.span or sel.span, hint=hint)
 
 
 def _prunable(layer, analysis) -> bool:

@@ -1,10 +1,13 @@
 """Physically remove channels: slice parameters and buffers into a smaller dense model."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import fx, nn
 
+from pruneql.errors import InternalError
 from pruneql.graph.copying import share_copy
 from pruneql.passes.context import Context
 
@@ -21,6 +24,7 @@ def rewrite(ctx: Context) -> Context:
     pruned = share_copy(ctx.gm)
     cut, analysis = ctx.cut, ctx.analysis
     modules = dict(pruned.named_modules())
+    tied = _tied(pruned)
     for layer in analysis.layers.values():
         if layer.functional:        # no module: its tensors are sliced as parameters below
             continue
@@ -29,6 +33,7 @@ def rewrite(ctx: Context) -> Context:
             _slice(modules[layer.name], layer.kind, keep_in, keep_out)
     for param in analysis.params.values():
         _slice_param(pruned, param, cut.keep_index(param.ids))
+    _retie(tied)
     keep = _Keep(cut)
     for node in list(pruned.graph.nodes):
         _fix_node(pruned, node, keep)
@@ -65,6 +70,10 @@ def _slice(module: nn.Module, kind: str, keep_in, keep_out) -> None:
         return
     if kind == "norm":
         return _slice_norm(module, keep_out)
+    if kind == "embedding":             # its columns are the features
+        _set(module, "weight", module.weight.data[:, keep_out])
+        module.embedding_dim = int(len(keep_out))
+        return None
     if kind == "convT":
         return _slice_conv_transpose(module, keep_in, keep_out)
     grouped = kind == "conv" and module.groups > 1   # whole groups go: no input slicing
@@ -113,15 +122,43 @@ def _slice_norm(module: nn.Module, keep) -> None:
         module.num_channels = n
     elif isinstance(module, nn.PReLU):
         module.num_parameters = n
+    elif isinstance(module, nn.LayerNorm):          # pruned by consent: not exact
+        module.normalized_shape = (n,)
     else:
         module.num_features = n
 
 
 def _width(module: nn.Module) -> int:
+    if isinstance(module, nn.LayerNorm):
+        return module.normalized_shape[-1]
     for attr in ("num_channels", "num_parameters", "num_features"):
         if hasattr(module, attr):
             return getattr(module, attr)
     raise AttributeError(f"{type(module).__name__} has no channel count")
+
+
+def _tied(module: nn.Module) -> list:
+    """[(module, attribute), ...] for each parameter used in several places (tied weights,
+    such as a language model's embedding and output layer)."""
+    places: dict = {}
+    for m in module.modules():
+        for name, p in m._parameters.items():
+            if p is not None:
+                places.setdefault(id(p), []).append((m, name))
+    return [where for where in places.values() if len(where) > 1]
+
+
+def _retie(tied: list) -> None:
+    """Slices of one tied parameter become one parameter again (they must agree)."""
+    for where in tied:
+        first = getattr(*where[0])
+        for m, name in where[1:]:
+            other = getattr(m, name)
+            if other is not first:
+                if other.shape != first.shape or not torch.equal(other, first):
+                    raise InternalError(f"tied parameter '{name}' was sliced two ways",
+                                        hint="this is a PruneQL bug; please report it")
+                m._parameters[name] = first
 
 
 def _set(module: nn.Module, name: str, value: torch.Tensor) -> None:
@@ -157,6 +194,39 @@ def _fix_node(gm: fx.GraphModule, node: fx.Node, keep: _Keep) -> None:
         _fix_view(node, keep)
     if "pruneql.groups" in node.meta:
         _fix_groups(node, keep)
+    if "pruneql.sdpa_scale" in node.meta:
+        _fix_scale(node, keep)
+    if "pruneql.rms" in node.meta:
+        _fix_rms(gm, node, keep)
+    if node.meta.get("pruneql.ln_shape"):
+        _, (kept,) = keep.sizes(node.name)
+        node.args = (node.args[0], [kept]) + tuple(node.args[2:])
+
+
+def _fix_rms(gm: fx.GraphModule, node: fx.Node, keep: _Keep) -> None:
+    """RMSNorm over n′ of n channels equals the original with the removed ones zeroed when
+    the gain is scaled by √(n/n′) and eps by n/n′ (mean over n′ instead of n)."""
+    info = node.meta["pruneql.rms"]
+    n, kept = len(info["channels"]), int(keep.mask(info["channels"]).sum())
+    if kept == n:
+        return
+    owner, _, name = info["gain"].rpartition(".")
+    module = gm.get_submodule(owner) if owner else gm
+    gain = getattr(module, name)
+    scaled = gain.detach() * math.sqrt(n / kept)
+    setattr(module, name, nn.Parameter(scaled, requires_grad=gain.requires_grad)
+            if isinstance(gain, nn.Parameter) else scaled)
+    add = next(u for u in node.users)
+    add.args = tuple(a * n / kept if isinstance(a, (int, float)) and not isinstance(a, bool)
+                     else a for a in add.args)
+
+
+def _fix_scale(node: fx.Node, keep: _Keep) -> None:
+    """Attention whose head dims shrink keeps the original softmax scale 1/√d: SDPA's
+    default would take the new d."""
+    q = keep.analysis.spaces.get(node.args[0].name)
+    if q is not None and not keep.mask(q.ids).all() and node.kwargs.get("scale") is None:
+        node.kwargs = {**node.kwargs, "scale": node.meta["pruneql.sdpa_scale"]}
 
 
 def _fix_groups(node: fx.Node, keep: _Keep) -> None:
@@ -224,7 +294,10 @@ def _fix_view(node: fx.Node, keep: _Keep) -> None:
     old = node.meta["pruneql.shape"]
     for i, size in enumerate(sizes):
         pos = dim + i
-        if pos < len(shape) and isinstance(shape[pos], int) and shape[pos] not in (-1, size) \
-                and shape[pos] == old[pos]:
+        if pos >= len(shape) or shape[pos] == -1:
+            continue
+        # a size read at run time may come from another tensor whose channels changed
+        # (ViT's `reshape(B, N, C)` with C of the block's input): the kept width, literally
+        if isinstance(shape[pos], fx.Node) or (shape[pos] == old[pos] and size != old[pos]):
             shape[pos] = size
     node.args = (node.args[0], tuple(shape)) if packed else (node.args[0], *shape)
