@@ -715,7 +715,47 @@ def yolo_section(records: list) -> list:
             "- what was needed:", *[f"  - {n}" for n in x["needed"]]]
 
 
-def markdown(records: list, meta: dict) -> str:
+def _brief(rec: dict) -> str:
+    flops = ""
+    if rec.get("before"):
+        flops = f", FLOPs {_mega(rec['before']['flops'])} → {_mega(rec['after']['flops'])}"
+    groups = f", {rec['prunable']} / {rec['frozen']}" if "groups" in rec else ""
+    return f"{frontend_of(rec) or '–'}{groups}{flops}: {_cell(outcome_cell(rec), 90)}"
+
+
+def compare_section(records: list, other: list, meta: dict) -> list:
+    """The models whose outcome, groups or FLOPs differ in another run (``--compare``:
+    typically the same set forced through ``--trace export``)."""
+    theirs = {r["name"]: r for r in other}
+    lines = [f"The same models compiled with `trace {meta.get('trace', '?')}` (`--compare`): "
+             "the rows below differ in outcome, groups prunable / frozen, or FLOPs; every "
+             "other model gives the same result.", "",
+             "| model | this run | compared run | why it differs (compared run's reasons) |",
+             "|---|---|---|---|"]
+    for rec in records:
+        them = theirs.get(rec["name"])
+        if them is None or _same(rec, them):
+            continue
+        mine, other_reasons = set(rec.get("frozen_reasons") or ()), \
+            them.get("frozen_reasons") or {}
+        new = [f"{n}× {normalize(r)}" for r, n in other_reasons.items() if r not in mine]
+        lines.append(f"| `{rec['name']}` | {_brief(rec)} | {_brief(them)} "
+                     f"| {_cell('; '.join(new), 200)} |")
+    return lines
+
+
+def _same(a: dict, b: dict) -> bool:
+    key = ("kind", "prunable", "frozen")
+    if any(a.get(k) != b.get(k) for k in key):
+        return False
+    for side in ("before", "after"):
+        x, y = (a.get(side) or {}).get("flops"), (b.get(side) or {}).get("flops")
+        if (x is None) != (y is None) or (x and abs(x - y) > 0.005 * x):
+            return False
+    return True
+
+
+def markdown(records: list, meta: dict, compared: tuple | None = None) -> str:
     by_family = defaultdict(list)
     for rec in records:
         by_family[rec["family"]].append(rec)
@@ -744,6 +784,9 @@ def markdown(records: list, meta: dict) -> str:
             *frozen_section(records), "",
             "## Why symbolic tracing gave way to torch.export", "",
             *symbolic_section(records), ""]
+    if compared is not None:
+        out += ["## Compared with another front-end", "", *compare_section(records, *compared),
+                ""]
     return "\n".join(out)
 
 
@@ -784,6 +827,9 @@ def parse_args(argv=None):
                     help="with --json: replace these models' records in the existing file "
                          "and render the report from all of them")
     ap.add_argument("--from-json", metavar="PATH", help="render a saved run, run nothing")
+    ap.add_argument("--compare", metavar="PATH",
+                    help="a saved run (--json) of another --trace, e.g. export: the report "
+                         "adds the models whose results differ")
     ap.add_argument("--out", metavar="PATH",
                     help=f"write the report here (default for a full run: {DOC})")
     ap.add_argument("--no-write", action="store_true", help="print only")
@@ -814,11 +860,15 @@ def run_all(args) -> list:
     return records
 
 
-def merged(path: str, records: list) -> list:
+def merged(path: str, records: list, meta: dict) -> list:
+    """``records`` in place of their namesakes in the run saved at ``path``; ``meta``
+    notes the versions of the run merged into."""
     with open(path, encoding="utf-8") as f:
-        previous = json.load(f)["records"]
+        saved = json.load(f)
     fresh = {r["name"]: r for r in records}
-    out = [fresh.pop(r["name"], r) for r in previous]
+    out = [fresh.pop(r["name"], r) for r in saved["records"]]
+    meta["versions"] += (f"; {len(records)} models re-run into a run of "
+                         f"{saved.get('meta', {}).get('versions', '?')}")
     return out + list(fresh.values())
 
 
@@ -829,7 +879,7 @@ def main(argv=None) -> int:
             print(f"{spec.family:<12} {name}")
         return 0
     meta = {"date": time.strftime("%Y-%m-%d"), "versions": f"{revision()}; {versions()}",
-            "recipe": RECIPE}
+            "recipe": RECIPE, "trace": args.trace}
     if args.from_json:
         with open(args.from_json, encoding="utf-8") as f:
             saved = json.load(f)
@@ -837,11 +887,16 @@ def main(argv=None) -> int:
     else:
         records = run_all(args)
         if args.json and args.merge and os.path.exists(args.json):
-            records = merged(args.json, records)
+            records = merged(args.json, records, meta)
         if args.json:
             with open(args.json, "w", encoding="utf-8") as f:
                 json.dump({"meta": meta, "records": records}, f, indent=1, default=str)
-    text = markdown(records, meta)
+    compared = None
+    if args.compare:
+        with open(args.compare, encoding="utf-8") as f:
+            saved = json.load(f)
+        compared = (saved["records"], saved.get("meta", {}))
+    text = markdown(records, meta, compared)
     full = not args.models or (args.merge and args.json)
     out = None if args.no_write else args.out or (DOC if full and not args.from_json else None)
     if out:

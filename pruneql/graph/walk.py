@@ -501,7 +501,9 @@ class Walker:
             if isinstance(arg, fx.Node) and self.space(arg) is None and _shape(arg) is not None:
                 if not self.constant_along(node, arg, lead_dim, lead):
                     return self.opaque(node, f"op {ops.describe(node)} combines the channels "
-                                             f"with a tensor PruneQL cannot slice")
+                                             f"with a computed tensor that varies along them "
+                                             f"(a rotary-embedding table, say); only "
+                                             f"parameters can be sliced with channels")
         self.set_space(node, lead.ids, lead_dim)
 
     def constant_along(self, node, arg, dim: int, space: Space) -> bool:

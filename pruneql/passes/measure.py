@@ -143,6 +143,7 @@ def _group_row(group, sel, analysis, cut) -> dict:
     row = {"id": group.id, "producers": list(group.producers), "members": list(group.members),
            "channels": {"before": before, "after": after},
            "units": {"before": group.size, "after": cut.kept_units(group)},
+           "unit": group.unit,
            "prunable": group.prunable, "frozen": group.frozen,
            "selected": sel is not None and skip is None,
            "criterion": None, "amount": None, "line": None, "skipped_line": None}
