@@ -13,6 +13,7 @@ import heapq
 import numpy as np
 
 from pruneql.graph.channels import layer_flops, layer_params, width_of
+from pruneql.graph.flops import batch_of, node_macs
 
 
 class Costs:
@@ -30,6 +31,33 @@ class Costs:
         self.touches = self._touches()
         self.left = {name: s.ids.size for name, s in analysis.spaces.items()}
         self.spaces_of = analysis._spaces_of_class()
+        self.products, self.products_of = self._products() if metric == "flops" else ([], {})
+        self.product_price = [self._product_price(n) for n in self.products]
+
+    def _products(self) -> tuple:
+        """Matrix products other than layers (attention), and which spaces price them."""
+        found, of_space = [], {}
+        shape = lambda n: n.meta.get("pruneql.shape")  # noqa: E731
+        for node in self.analysis.gm.graph.nodes:
+            if node_macs(node, shape) is None:
+                continue
+            for src in node.all_input_nodes:
+                if src.name in self.analysis.spaces:
+                    of_space.setdefault(src.name, []).append(len(found))
+            found.append(node)
+        return found, of_space
+
+    def _product_price(self, node) -> float:
+        return node_macs(node, self._kept_shape) / batch_of(self.analysis.gm)
+
+    def _kept_shape(self, node) -> tuple | None:
+        shape = node.meta.get("pruneql.shape")
+        space = self.analysis.spaces.get(node.name)
+        if shape is None or space is None or space.ids.ndim != 1:
+            return shape
+        shape = list(shape)
+        shape[space.dim] = self.left[node.name]
+        return tuple(shape)
 
     def start_from(self, removed: np.ndarray) -> "Costs":
         """Count the classes marked in ``removed`` as already gone."""
@@ -38,7 +66,7 @@ class Costs:
         return self
 
     def total(self) -> float:
-        return self.fixed + sum(self.price)
+        return self.fixed + sum(self.price) + sum(self.product_price)
 
     def _price(self, i: int) -> float:
         layer = self.layers[i]
@@ -71,6 +99,8 @@ class Costs:
         """Take ``cls`` out (``sign=-1`` puts it back)."""
         for space, k in self.spaces_of.get(cls, ()):
             self.left[space] -= sign * k
+            for j in self.products_of.get(space, ()):
+                self.product_price[j] = self._product_price(self.products[j])
         for i, side, k in self.touches.get(cls, ()):
             if side == 0:
                 self.width_in[i] -= sign * k

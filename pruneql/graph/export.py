@@ -162,13 +162,14 @@ _TABLE = {
     "matmul": _function(torch.matmul, "self", "other"),
     "bmm": _function(torch.bmm, "self", "mat2"), "mm": _function(torch.mm, "self", "mat2"),
     "einsum": _function(torch.einsum, "equation", "tensors"),
+    "embedding": _function(F.embedding, "indices", "weight"),
     "split_with_sizes": _method("split", "self", "split_sizes", "dim"),
     "sym_size": _method("size", "self", "dim"),
 }
 # self-first ATen ops whose Tensor method has the same name and argument order
 _SAME_METHOD = (
     "relu", "relu_", "sigmoid", "sigmoid_", "tanh", "tanh_", "abs", "neg", "exp", "sqrt",
-    "rsqrt", "square", "contiguous", "clone", "detach", "detach_", "to", "type_as",
+    "rsqrt", "square", "contiguous", "clone", "detach", "detach_", "type_as",
     "add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "maximum", "minimum",
     "view", "reshape", "permute", "transpose", "flatten", "unflatten", "chunk", "split",
     "unbind", "expand", "expand_as", "reshape_as", "unsqueeze", "squeeze", "mean", "sum",
@@ -206,6 +207,10 @@ def _convert(graph: fx.Graph, node: fx.Node) -> None:
         node.args = _trim(tuple(args.get(n) for n in names))
         node.kwargs = {**{_KEYWORD.get(k, k): args[k] for k in keywords
                           if args.get(k) is not None}, **fixed}
+    elif name == "to":              # its overloads differ; Tensor.to takes these by name
+        bound = _bound(node)
+        node.op, node.target, node.args = "call_method", "to", (bound["self"],)
+        node.kwargs = {k: bound[k] for k in ("device", "dtype") if bound.get(k) is not None}
     elif name in _SAME_METHOD:
         args, kwargs = _as_called(node)
         node.op, node.target, node.args, node.kwargs = "call_method", name, args, kwargs

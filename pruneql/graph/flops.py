@@ -34,16 +34,17 @@ def matmul_rows(gm: fx.GraphModule, shape_of=None) -> list:
     ``shape_of(node)`` gives an operand's shape (default: the recorded one; a cut passes
     the pruned shape)."""
     shape_of = shape_of or (lambda n: n.meta.get("pruneql.shape"))
-    batch = _batch(gm)
+    batch = batch_of(gm)
     rows = []
     for node in gm.graph.nodes:
-        macs = _macs(node, shape_of)
+        macs = node_macs(node, shape_of)
         if macs is not None:
             rows.append({"node": node.name, "op": _op(node), "flops": int(macs // batch)})
     return rows
 
 
-def _batch(gm: fx.GraphModule) -> int:
+def batch_of(gm: fx.GraphModule) -> int:
+    """The batch size the shapes were recorded at (the first input's leading dim)."""
     for node in gm.graph.nodes:
         shape = node.meta.get("pruneql.shape") if node.op == "placeholder" else None
         if shape:
@@ -56,7 +57,8 @@ def _op(node: fx.Node) -> str:
     return target if isinstance(target, str) else getattr(target, "__name__", str(target))
 
 
-def _macs(node: fx.Node, shape_of):
+def node_macs(node: fx.Node, shape_of):
+    """Multiply-adds of ``node`` if it is a matrix product (whole batch), else None."""
     if node.op == "call_function" and node.target is F.scaled_dot_product_attention:
         return _attention(node, shape_of)
     if node.op == "call_function" and node.target is torch.einsum:

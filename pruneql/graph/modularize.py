@@ -11,9 +11,11 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import fx, nn
 
-_FUNCTIONAL = {F.conv1d: nn.Conv1d, F.conv2d: nn.Conv2d, F.conv3d: nn.Conv3d, F.linear: nn.Linear}
+_FUNCTIONAL = {F.conv1d: nn.Conv1d, F.conv2d: nn.Conv2d, F.conv3d: nn.Conv3d, F.linear: nn.Linear,
+               F.embedding: nn.Embedding}
 _CONV_ARGS = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
 _CONV_DEFAULTS = {"bias": None, "stride": 1, "padding": 0, "dilation": 1, "groups": 1}
+_EMBEDDING_ARGS = ("input", "weight", "padding_idx", "max_norm")
 
 
 def modularize(gm: fx.GraphModule) -> fx.GraphModule:
@@ -42,7 +44,8 @@ def modularize(gm: fx.GraphModule) -> fx.GraphModule:
 
 
 def _modularize_call(gm: fx.GraphModule, node: fx.Node, called: set) -> bool:
-    names = _CONV_ARGS if node.target is not F.linear else _CONV_ARGS[:3]
+    names = _EMBEDDING_ARGS if node.target is F.embedding else \
+        _CONV_ARGS if node.target is not F.linear else _CONV_ARGS[:3]
     call = {**{k: v for k, v in _CONV_DEFAULTS.items() if k in names},
             **dict(zip(names, node.args)), **node.kwargs}
     params = [call["weight"]] + ([call["bias"]] if call.get("bias") is not None else [])
@@ -72,6 +75,12 @@ def _modularize_call(gm: fx.GraphModule, node: fx.Node, called: set) -> bool:
 def _module_for(fn, call: dict, tensors: list):
     weight, bias = tensors[0], tensors[1] if len(tensors) > 1 else None
     cls = _FUNCTIONAL[fn]
+    if cls is nn.Embedding:
+        if call.get("max_norm") is not None:
+            return None                  # renormalises rows in place: not a plain lookup
+        module = nn.Embedding(weight.shape[0], weight.shape[1], device="meta")
+        module.weight = weight
+        return module
     if cls is nn.Linear:
         module = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None,
                            device="meta")

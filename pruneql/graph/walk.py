@@ -831,6 +831,17 @@ class Walker:
             return self.opaque(node, "masked_fill with a mask that varies over the channels")
         self.set_space(node, sx.ids, sx.dim)
 
+    def functional_embedding(self, node) -> None:
+        """``F.embedding`` left after modularize (a weight shared with another layer, say a
+        tied output layer): its features are frozen, at the last dim."""
+        shape = _shape(node)
+        if shape is None:
+            return None
+        ids = self.fresh(shape[-1], "embedding")
+        self.pin(ids, "an embedding whose weight PruneQL cannot slice (shared with another "
+                      "layer?)")
+        self.set_space(node, ids, len(shape) - 1)
+
     def embedding(self, node, module) -> None:
         """``nn.Embedding``: its weight's columns are the output features (the hidden width
         of a language model)."""
@@ -1272,6 +1283,7 @@ _FUNCTION_HANDLERS = {
     **{f: Walker.stack for f in ops.STACK_FUNCTIONS},
     **{f: Walker.unbind for f in ops.UNBIND_FUNCTIONS},
     torch.nn.functional.group_norm: Walker.functional_group_norm,
+    torch.nn.functional.embedding: lambda w, node: w.functional_embedding(node),
     **{f: Walker.spatial for f in ops.SPATIAL_FUNCTIONS},
     **{f: Walker.clamp for f in ops.CLAMP_FUNCTIONS},
     **{f: Walker.softmax for f in ops.SOFTMAX_FUNCTIONS},

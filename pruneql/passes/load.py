@@ -37,11 +37,20 @@ def load(ctx: Context) -> Context:
         ctx.borrowed = tensor_ids(ctx.model)
         ctx.model = _copy(ctx.model)
     ctx.model.eval()
+    _no_cache(ctx.model)
     if ctx.example_inputs is None:
         ctx.example_inputs = (_example(ctx, name),)
     elif isinstance(ctx.example_inputs, torch.Tensor):
         ctx.example_inputs = (ctx.example_inputs,)
     return ctx
+
+
+def _no_cache(model: nn.Module) -> None:
+    """A Hugging Face model returns a key/value cache object by default, which no tracer
+    can carry out of the graph; PruneQL's copy (never the caller's model) runs without."""
+    config = getattr(model, "config", None)
+    if getattr(config, "use_cache", False):
+        config.use_cache = False
 
 
 def _copy(model: nn.Module) -> nn.Module:
@@ -159,8 +168,8 @@ def _example(ctx: Context, name: str | None) -> torch.Tensor:
     stmt = ctx.recipe.first(ast.InputStmt)
     if shape is None and stmt is not None:
         shape = stmt.shape
-    if shape is None and name in zoo.ZOO:
-        return zoo.example_input(name, batch=1, seed=ctx.options.seed)
+    if name in zoo.ZOO:
+        return zoo.example_input(name, batch=1, seed=ctx.options.seed, shape=shape)
     if shape is None:
         raise ModelError("no example input shape for tracing",
                          hint="add `input 3x32x32;` to the recipe or pass --input 3x32x32")

@@ -100,11 +100,12 @@ def build(name: str, seed: int = 0, **kwargs) -> nn.Module:
     return model.eval()
 
 
-def example_input(name: str, batch: int = 1, seed: int = 0) -> torch.Tensor:
+def example_input(name: str, batch: int = 1, seed: int = 0,
+                  shape: tuple | None = None) -> torch.Tensor:
     """An example input batch for ``name``, drawn from ``torch.Generator().manual_seed(seed)``.
 
-    The entry's ``example`` makes it where there is one (token ids for language models);
-    otherwise it is ``torch.randn((batch, *input_shape))``.
+    The entry's ``example`` makes it where there is one (token ids for language models, of
+    ``shape`` when given); otherwise it is ``torch.randn((batch, *shape or input_shape))``.
 
     >>> example_input("vgg16_cifar", batch=2).shape
     torch.Size([2, 3, 32, 32])
@@ -115,17 +116,19 @@ def example_input(name: str, batch: int = 1, seed: int = 0) -> torch.Tensor:
     e = entry(name)
     generator = torch.Generator().manual_seed(seed)
     if e.example is not None:
-        return e.example(batch, generator)
-    return torch.randn((batch, *e.input_shape), generator=generator)
+        return e.example(batch, generator, **({"shape": tuple(shape)} if shape else {}))
+    return torch.randn((batch, *(shape or e.input_shape)), generator=generator)
 
 
-def token_ids(batch: int, generator: torch.Generator, *, vocab: int, length: int) -> torch.Tensor:
-    """Uniform random token ids (batch, length) in [0, vocab): a ZooEntry ``example``.
+def token_ids(batch: int, generator: torch.Generator, *, vocab: int, length: int,
+              shape: tuple | None = None) -> torch.Tensor:
+    """Uniform random token ids (batch, length) in [0, vocab): a ZooEntry ``example``
+    (``shape``, when given, is ``(length,)``).
 
     >>> token_ids(2, torch.Generator().manual_seed(0), vocab=10, length=4).shape
     torch.Size([2, 4])
     """
-    return torch.randint(0, vocab, (batch, length), generator=generator)
+    return torch.randint(0, vocab, (batch, *(shape or (length,))), generator=generator)
 
 
 _LI2017 = "Li et al. 2017, Table 1"
