@@ -138,15 +138,21 @@ def spend(costs: Costs, groups: list, goal: float, slack: float = 0.0,
     for group, scores, floor, step, gone in groups:
         plans[group.id] = _Plan(group, scores, allowed_kept(group.size, floor, step), gone)
         _push(heap, plans[group.id])
-    taken_total = 0
+    taken_total, closest = 0, None
     while heap and costs.total() > goal and (limit is None or taken_total < limit):
         _, _, gid = heapq.heappop(heap)
         taken = plans[gid].take(costs)
         if costs.total() < goal - slack:
+            if closest is None or costs.total() > closest[0]:
+                closest = (costs.total(), gid, taken)
             plans[gid].give_back(costs, taken)
             continue
         taken_total += len(taken)
         _push(heap, plans[gid])
+    if costs.total() > goal and closest is not None:
+        # every step left overshoots the slack: take the one landing closest below the goal
+        _, gid, taken = closest
+        plans[gid].retake(costs, taken)
     return {gid: np.array(sorted(p.removed), dtype=np.int64) for gid, p in plans.items()}
 
 
@@ -178,6 +184,12 @@ class _Plan:
                 taken.append(pos)
         self.removed.extend(taken)
         return taken
+
+    def retake(self, costs: Costs, taken: list) -> None:
+        """Remove ``taken`` again (after :meth:`give_back`)."""
+        for pos in taken:
+            costs.remove(int(self.group.classes[pos]))
+            self.removed.append(pos)
 
     def give_back(self, costs: Costs, taken: list) -> None:
         for pos in taken:

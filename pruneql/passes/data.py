@@ -16,7 +16,8 @@ from pruneql.training import evaluate, world
 def needs_data(recipe) -> list:
     """The statements whose passes read data."""
     return [s for s in recipe.statements
-            if isinstance(s, (ast.Finetune, ast.Iterate))
+            if isinstance(s, ast.Finetune)
+            or (isinstance(s, ast.Iterate) and s.finetune_steps)
             or (isinstance(s, ast.Skip) and s.sensitive)
             or (isinstance(s, ast.Prune) and s.criterion.name in DATA_CRITERIA)]
 
