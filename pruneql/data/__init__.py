@@ -72,7 +72,10 @@ class Dataset:
     ``skipped`` lists the files left out as unreadable (an image folder's damaged images);
     ``task`` is what the targets fit ("classification", "segmentation", "lm", or None);
     ``ignore_index`` the target value the loss must ignore (255 in segmentation maps that
-    use it, -100 in token targets); ``vocab_size`` the number of token ids.
+    use it, -100 in token targets); ``vocab_size`` the number of token ids. ``scoring``
+    draws the training set unsharded, in the order one process's ``train`` would: under
+    torchrun, data-driven criteria score on it so every rank (and a single process) sees
+    the same batches.
     """
 
     train: DataLoader
@@ -86,6 +89,7 @@ class Dataset:
     task: str | None = "classification"
     ignore_index: int | None = None
     vocab_size: int | None = None
+    scoring: DataLoader | None = None     # the whole training set, one process's order
 
 
 def parse_cli(text: str) -> tuple[str, str | None]:
@@ -271,11 +275,14 @@ def _dataset(sets: tuple, raw, name: str, batch: int, seed: int, rank: int,
              world_size: int) -> Dataset:
     train_set, val_set, test_set = sets
     train, sampler = _train_loader(train_set, batch, raw.collate, seed, rank, world_size)
+    scoring = train if sampler is None else \
+        _train_loader(train_set, batch, raw.collate, seed, 0, 1)[0]
     val, test = (_eval_loader(part, batch, raw.collate) for part in (val_set, test_set))
     shape = getattr(raw, "input_shape", None) or _input_shape(train)
     return Dataset(train, val, raw.num_classes, tuple(shape), name, sampler, test,
                    skipped=getattr(raw, "skipped", []), task=raw.task,
-                   ignore_index=raw.ignore_index, vocab_size=getattr(raw, "vocab_size", None))
+                   ignore_index=raw.ignore_index, vocab_size=getattr(raw, "vocab_size", None),
+                   scoring=scoring)
 
 
 def _eval_loader(part, batch: int, collate) -> DataLoader | None:

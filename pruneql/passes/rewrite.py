@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from torch import fx, nn
 
+from pruneql.distributed import agree
 from pruneql.errors import InternalError
 from pruneql.graph.copying import share_copy
 from pruneql.passes.context import Context
@@ -40,6 +41,7 @@ def rewrite(ctx: Context) -> Context:
     pruned.graph.lint()
     pruned.recompile()
     ctx.pruned = pruned.eval()
+    agree("pruned model", ctx.pruned)        # under torchrun: every rank the same
     return ctx
 
 

@@ -80,7 +80,7 @@ def _weight_scores(ctx: Context, sel, removed) -> np.ndarray:
 def _batches(ctx: Context, crit) -> list:
     wanted = crit.arg("batches")
     batches = []
-    for batch in ctx.data.train:
+    for batch in ctx.data.scoring or ctx.data.train:   # one process's batches, every rank
         batches.append(batch)
         if wanted is not None and len(batches) >= wanted:
             break
