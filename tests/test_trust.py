@@ -341,3 +341,44 @@ def test_every_linear_is_a_layer_and_attention_flops_count():
     assert {"qkv", "proj", "fc1", "fc2", "head", "embed"} <= names
     assert report["before"]["matmul_flops"] > 0
     assert report["before"]["flops"] == pytest.approx(counted_macs(TokenMixer(), X), rel=0.01)
+
+
+# ---- 7. the numbers PruneQL reports are honest ------------------------------------------
+
+def _npz(tmp_path, x, y, name="d.npz"):
+    import numpy as np
+    path = tmp_path / name
+    np.savez(path, x=x, y=y)
+    return str(path)
+
+
+def test_a_non_finite_pixel_is_a_data_error_naming_the_sample(tmp_path):
+    import numpy as np
+    x = np.random.default_rng(0).random((20, 1, 8, 8)).astype(np.float32)
+    x[7, 0, 3, 3] = np.inf
+    path = _npz(tmp_path, x, np.arange(20) % 10)
+    spec = tmp_path / "r.prune"
+    spec.write_text(f'model digits_cnn\ndata npz "{path}"\nprune conv1 by taylor keep 0.5\n'
+                    f'finetune epochs 1\n')
+    result = runner.invoke(app, ["run", str(spec), "-o", str(tmp_path / "o.pt")])
+    assert result.exit_code == 1 and "7" in result.output and "finite" in result.output
+    assert not (tmp_path / "o.pt").exists() and "Traceback" not in result.output
+
+
+def test_float_labels_are_a_data_error_not_an_internal_one(tmp_path):
+    import numpy as np
+    x = np.random.default_rng(0).random((20, 1, 8, 8)).astype(np.float32)
+    path = _npz(tmp_path, x, np.linspace(0, 1, 20).astype(np.float32))
+    with pytest.raises(pruneql.PruneQLError) as caught:
+        pruneql.compile(f'model digits_cnn; task classification; data npz "{path}"; '
+                        f'prune conv1 by taylor keep 0.5')
+    assert caught.value.stage == "data" and "label" in caught.value.message
+
+
+def test_a_diverging_fine_tune_stops_and_writes_nothing(tmp_path):
+    spec = tmp_path / "r.prune"
+    spec.write_text("model digits_cnn\ndata digits\nprune conv1 by l1 keep 0.5\n"
+                    "finetune epochs 1 lr 1e12 momentum 0.9\n")
+    result = runner.invoke(app, ["run", str(spec), "-o", str(tmp_path / "o.pt")])
+    assert result.exit_code == 1 and "loss became" in result.output
+    assert not (tmp_path / "o.pt").exists()
