@@ -49,6 +49,11 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Callable
 
+# run as `python bench/model_coverage.py`, this folder is first on sys.path, and a bench
+# script named like a library (bench/transformers.py) would shadow it: take it off
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("YOLO_OFFLINE", "1")

@@ -216,3 +216,37 @@ def test_a_fixed_depthwise_filter_is_sliced_with_its_channels():
     assert result.report.verify["passed"]
     assert result.module.get_buffer("filt").shape == (4, 1, 3, 3)
     assert result.report.after["flops"] == pytest.approx(counted_macs(result.module, X), rel=0.01)
+
+
+class StdConv(nn.Conv2d):
+    """Weight standardisation (BiT, NF-Nets): each filter standardised over its inputs."""
+
+    def forward(self, x):
+        w = F.batch_norm(self.weight.reshape(1, self.out_channels, -1), None, None,
+                         training=True, momentum=0.0, eps=1e-6).reshape_as(self.weight)
+        return F.conv2d(x, w, self.bias, self.stride, self.padding)
+
+
+class Standardised(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = StdConv(3, 8, 3, padding=1), StdConv(8, 6, 3)
+        self.c = nn.Conv2d(6, 2, 1)
+
+    def forward(self, x):
+        return self.c(torch.relu(self.b(torch.relu(self.a(x)))))
+
+
+@pytest.mark.parametrize("trace", ["symbolic", "export"])
+def test_standardised_convs_lose_whole_filters_and_keep_their_inputs(trace):
+    report = pruneql.plan("", Standardised(), example_inputs=X, trace=trace).to_dict()
+    layers = {l["name"] for l in report["layers"]}
+    assert {"a", "b"} <= layers                       # recognised as layers, by name
+    frozen = next(g for g in report["groups"] if g["producers"] == ["a"])["frozen"]
+    assert "standardised over their inputs" in frozen
+    result = pruneql.compile("prune b by l1 keep 0.5", Standardised(), example_inputs=X,
+                             trace=trace)
+    assert result.report.verify["passed"]
+    assert result.module.get_parameter("b.weight").shape == (3, 8, 3, 3)
+    assert result.report.after["flops"] == pytest.approx(counted_macs(result.module, X),
+                                                         rel=0.01)

@@ -126,6 +126,8 @@ class Walker:
         return self.spaces.get(node.name) if isinstance(node, fx.Node) else None
 
     def run(self) -> None:
+        self.filter_params, self.weight_nodes = _computed_weights(self.gm)
+        self.filter_ids: dict = {}
         for node in self.gm.graph.nodes:
             getattr(self, f"on_{node.op}")(node)
         self.check_params()
@@ -151,7 +153,17 @@ class Walker:
             self.set_space(node, ids)
 
     def on_get_attr(self, node):
-        """Parameters get ids only where an elementwise op shows which axis is channels."""
+        """Parameters get ids where an elementwise op shows which axis is channels — or, for
+        the parameters a computed conv weight is made of (weight standardisation), their
+        filter axis (dim 0) carries the conv's output channels from the start."""
+        conv = self.filter_params.get(node.target)
+        if conv is None:
+            return None
+        name, count = conv
+        ids = self.filter_ids.setdefault(name, self.fresh(count, f"filters:{name}"))
+        self.set_space(node, ids, 0)
+        self.params[node.target] = ParamSlice(node.target, 0, ids,
+                                              {u.name for u in node.users})
 
     def on_output(self, node):
         for src in _tensor_inputs(node):
@@ -261,6 +273,40 @@ class Walker:
             out_ids = space.flat() if space is not None else None
         self.calls.append((node, kind, in_ids, out_ids, name, module))
 
+    def describe_with(self, module, attrs: list) -> None:
+        """Give a describing module the real weight its layer computes from, so weight
+        criteria score it (the first parameter of the weight's shape)."""
+        shape = tuple(module.weight.shape)
+        for attr in attrs:
+            owner, _, field_name = attr.target.rpartition(".")
+            tensor = getattr(self.gm.get_submodule(owner) if owner else self.gm, field_name)
+            if tuple(tensor.shape) == shape:
+                module.weight = nn.Parameter(tensor.detach(), requires_grad=False)
+                return
+
+    def standardised(self, node, module, args: dict, name: str) -> bool:
+        """``F.conv2d(x, standardise(self.weight), self.bias)`` (NF-Nets, BiT): each filter
+        is standardised over its own inputs, so whole filters go exactly; input channels
+        would change every filter's statistics, so they stay."""
+        weight = self.space(args.get("weight"))
+        out = weight.flat(0) if weight is not None else None
+        bias = args.get("bias")
+        if out is None or len(out) != module.out_channels:
+            return False
+        if isinstance(bias, fx.Node) and not (bias.op == "get_attr" and
+                                              self.param_slice(bias, 0, out, node)):
+            return False
+        reason = f"input channels of '{name}', a convolution whose filters are " \
+                 f"standardised over their inputs"
+        source = self.space(args.get("input"))
+        self.pin(source.ids if source is not None else None, reason)
+        in_ids = self.fresh(module.in_channels, f"in:{name}")
+        self.pin(in_ids, reason)
+        self.describe_with(module, _parameter_ancestors(args["weight"])[1])
+        self.set_space(node, out)
+        self.add_call(node, "conv", in_ids, out, name=name, module=module)
+        return True
+
     def fixed_depthwise(self, node, module, args: dict, name: str) -> bool:
         """``F.conv2d(x, self.filt, groups=C)`` with one filter per channel (blur pooling,
         a fixed buffer or a parameter): channel-wise, so its filters are sliced with the
@@ -275,6 +321,7 @@ class Walker:
             return False
         if not all(self.param_slice(t, 0, ids, node) for t in tensors):
             return False
+        self.describe_with(module, tensors[:1])
         self.set_space(node, ids)
         position = 6 if len(node.args) > 6 else 99
         node.meta["pruneql.groups"] = ("groups", position, 1)
@@ -292,6 +339,8 @@ class Walker:
         name = _functional_name(node, weight)
         kind, module = _describing_module(node, shape, args)
         if kind == "conv" and self.fixed_depthwise(node, module, args, name):
+            return None
+        if kind == "conv" and self.standardised(node, module, args, name):
             return None
         reason = f"{ops.describe(node)} with a weight PruneQL cannot slice ('{name}')"
         self.opaque(node, reason)
@@ -441,9 +490,20 @@ class Walker:
         tensors = [a for a in list(node.args[1:5]) + [node.kwargs.get(k) for k in (
             "running_mean", "running_var", "weight", "bias")] if isinstance(a, fx.Node)]
         ids = space.flat(1) if space is not None else None
-        if ids is None or not all(a.op == "get_attr" and self.param_slice(a, 0, ids, node)
-                                  for a in tensors):
+        if ids is None or not all(self.per_channel(a, ids, node) for a in tensors):
             self.opaque(node, f"op {ops.describe(node)} on tensors PruneQL cannot slice")
+
+    def per_channel(self, tensor, ids: np.ndarray, user) -> bool:
+        """A norm's per-channel tensor: a parameter sliced with ``ids``, or a computed one
+        carrying the same channels (a standardised weight's gain)."""
+        if tensor.op == "get_attr" and tensor.target not in self.filter_params:
+            return self.param_slice(tensor, 0, ids, user)
+        space = self.space(tensor)
+        flat = space.flat(0) if space is not None else None
+        if flat is None or len(flat) != len(ids):
+            return False
+        self.uf.union_arrays(flat, ids)
+        return True
 
     def layer_norm(self, node, module) -> None:
         shape = getattr(module, "normalized_shape", None)
@@ -858,7 +918,7 @@ class Walker:
         space, shape, src_shape = self.space(src), _shape(node), _shape(src)
         if space is None or shape is None or src_shape is None:
             return self.opaque(node, f"op {ops.describe(node)} of a non-channel tensor")
-        found = _reshaped(space, src_shape, shape)
+        found = _reshaped(space, src_shape, shape, batch=node.name not in self.weight_nodes)
         if found is None:
             return self.opaque(node, f"op {ops.describe(node)} reshapes the channels "
                                      f"{tuple(src_shape)} -> {tuple(shape)}")
@@ -983,11 +1043,17 @@ def _gain_user(gain):
 
 
 def _functional_name(node, weight) -> str:
-    """``owner.conv2d`` for ``F.conv2d(x, owner.weight)``, else the node's name."""
+    """``owner.conv2d`` for ``F.conv2d(x, owner.weight)``; for a weight computed from
+    ``owner.weight`` (a standardised conv's), ``owner``, the user's module; else the
+    node's name."""
     fn = getattr(node.target, "__name__", "layer")
     if isinstance(weight, fx.Node) and weight.op == "get_attr":
         owner = weight.target.rpartition(".")[0]
         return f"{owner}.{fn}" if owner else fn
+    found = _parameter_ancestors(weight) if isinstance(weight, fx.Node) else None
+    roots = [a.target for a in found[1] if a.target.endswith("weight")] if found else []
+    if len(roots) == 1 and roots[0].rpartition(".")[0]:
+        return roots[0].rpartition(".")[0]
     return node.name
 
 
@@ -1087,6 +1153,49 @@ def _along_one_axis(uf: UnionFind, ids: np.ndarray) -> bool:
     return False
 
 
+_CONVS = {torch.nn.functional.conv1d, torch.nn.functional.conv2d,
+          torch.nn.functional.conv3d}
+
+
+def _computed_weights(gm: fx.GraphModule) -> tuple:
+    """({param target: (conv node, filters)}, {node names of the computations}) for convs
+    whose weight is computed from parameters alone (weight standardisation)."""
+    params, nodes = {}, set()
+    for node in gm.graph.nodes:
+        if node.op != "call_function" or node.target not in _CONVS:
+            continue
+        weight = node.args[1] if len(node.args) > 1 else node.kwargs.get("weight")
+        if not isinstance(weight, fx.Node) or weight.op == "get_attr" or _shape(weight) is None:
+            continue
+        found = _parameter_ancestors(weight)
+        if found is None:
+            continue
+        ancestors, attrs = found
+        count = _shape(weight)[0]
+        for attr in attrs:
+            shape = _shape(attr)
+            if shape and shape[0] == count and len(attr.users) <= 2:
+                params[attr.target] = (node.name, count)
+        nodes |= {a.name for a in ancestors}
+    return params, nodes
+
+
+def _parameter_ancestors(node) -> tuple | None:
+    """(every ancestor, the get_attr ones) when ``node`` depends on parameters only."""
+    seen, todo, attrs = set(), [node], []
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        if current.op == "placeholder":
+            return None
+        if current.op == "get_attr":
+            attrs.append(current)
+        todo.extend(current.all_input_nodes)
+    return seen, attrs
+
+
 def _matmul_role(space, shape, out_rank: int, first: bool) -> str | None:
     """Where an operand's channels sit in a matmul: batch, rows (of the first), columns
     (of the second), inner (contracted), None (no channels) or ? (unknown)."""
@@ -1152,7 +1261,7 @@ def _split_sizes(total: int, how, chunk: bool) -> list | None:
     return None
 
 
-def _reshaped(space: Space, src: tuple, out: tuple):
+def _reshaped(space: Space, src: tuple, out: tuple, batch: bool = True):
     """Where the channel ids land after a view/reshape, or None if PruneQL cannot tell.
 
     The channels are located by element counts: ``before`` elements of leading dims, the
@@ -1162,8 +1271,9 @@ def _reshaped(space: Space, src: tuple, out: tuple):
     """
     lo, hi = space.dim, space.dim + space.ids.ndim
     before, width, rest = math.prod(src[:lo]), math.prod(src[lo:hi]), math.prod(src[hi:])
-    # dim 0 is the batch: channels never move there (a batch of 1 would fit any count)
-    starts = [j for j in range(1, len(out)) if math.prod(out[:j]) == before]
+    # dim 0 is the batch: channels never move there (a batch of 1 would fit any count) —
+    # except in a weight, whose dim 0 holds its filters
+    starts = [j for j in range(0 if not batch else 1, len(out)) if math.prod(out[:j]) == before]
     for j in starts:
         if tuple(out[j:j + space.ids.ndim]) == space.ids.shape and \
                 math.prod(out[j + space.ids.ndim:]) == rest:
