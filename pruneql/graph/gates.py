@@ -29,7 +29,7 @@ def input_masks(analysis: ChannelAnalysis, removed: np.ndarray) -> dict:
     """Consumer module name -> float keep-mask (broadcastable to its input), where any."""
     masks = {}
     for layer in consumers(analysis):
-        keep = ~removed[analysis.classes[layer.in_elems]]
+        keep = analysis.kept(layer.in_elems, removed)
         if keep.all():
             continue
         shape = [1] * len(layer.in_shape)
