@@ -50,9 +50,11 @@ from dataclasses import dataclass
 from typing import Callable
 
 # run as `python bench/model_coverage.py`, this folder is first on sys.path, and a bench
-# script named like a library (bench/transformers.py) would shadow it: take it off
+# script named like a library (bench/transformers.py) would shadow it: take it off, and
+# measure the PruneQL of this checkout, whatever copy is installed
 _HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+sys.path[:] = [os.path.dirname(_HERE)] + [p for p in sys.path
+                                          if os.path.abspath(p or os.curdir) != _HERE]
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -797,16 +799,18 @@ def markdown(records: list, meta: dict, compared: tuple | None = None) -> str:
 
 
 def revision() -> str:
-    """The PruneQL checkout measured: commit, and whether pruneql/ had local changes."""
+    """The PruneQL measured: its checkout's commit, and whether pruneql/ had local changes."""
     import subprocess
+    checkout = os.path.dirname(os.path.dirname(os.path.abspath(pruneql.__file__)))
+    where = "" if checkout == ROOT else f" (imported from {checkout})"
     try:
-        head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+        head = subprocess.run(["git", "-C", checkout, "rev-parse", "--short", "HEAD"],
                               capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "pruneql"],
+        dirty = subprocess.run(["git", "-C", checkout, "status", "--porcelain", "pruneql"],
                                capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        return "unknown revision"
-    return f"PruneQL {head}" + (" with local changes" if dirty else "")
+        return f"PruneQL of unknown revision{where}"
+    return f"PruneQL {head}" + (" with local changes" if dirty else "") + where
 
 
 def versions() -> str:
