@@ -64,7 +64,8 @@ def bench_model(spec: Spec, args, log) -> ModelResult:
             res.latency[batch] = measure.latency(variants, x, args.lat_runs)
     if not args.no_memory:
         log(f"[{spec.label}] peak memory (fresh processes)")
-        res.memory = memory.peak_memory(spec, args.keep, args.round, args.threads,
+        samples = args.memory_samples if spec.label in args.detail else 1
+        res.memory = memory.peak_memory(spec, args.keep, args.round, args.threads, samples,
                                         reverse=bool(len(spec.label) % 2))
     return res
 
@@ -117,7 +118,10 @@ def _want(res: ModelResult, batch: int) -> tuple:
 def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default=DEFAULT_MODELS)
-    ap.add_argument("--detail", default=DETAIL, help="models with per-pass tables")
+    ap.add_argument("--detail", default=DETAIL,
+                    help="models with per-pass tables and --memory-samples memory samples")
+    ap.add_argument("--memory-samples", type=int, default=3,
+                    help="fresh-process samples per memory figure of the --detail models")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--keep", type=float, default=0.5)
     ap.add_argument("--round", type=int, default=None, help="round kept counts to N (both)")
@@ -134,7 +138,8 @@ def parse_args(argv):
     if not 0 < args.keep <= 1:
         ap.error("--keep must be in (0, 1]")
     if args.quick:
-        args.repeats, args.lat_runs = 2, 5
+        args.repeats, args.lat_runs, args.memory_samples = 2, 5, 1
+    args.detail = [m.strip() for m in args.detail.split(",") if m.strip()]
     return args
 
 
@@ -155,7 +160,7 @@ def main(argv=None) -> str:
     profiles = {s: measure.profile_compile(Spec.parse(s), args.keep, args.round)
                 for s in args.profile.split(",") if s.strip()}
     run = report.Run(args=args, argv=argv, elapsed=time.perf_counter() - start,
-                     load=(load_start, os.getloadavg()), detail=args.detail.split(","))
+                     load=(load_start, os.getloadavg()), detail=args.detail)
     text = report.write(out, results, run, profiles)
     print(text)
     log(f"done in {run.elapsed / 60:.1f} min" + (f"; wrote {os.path.relpath(out)}" if out else ""))

@@ -111,23 +111,37 @@ def probe(tool: str, spec: Spec, keep, round_to, warm: bool) -> dict:
             "passes": hook.passes if hook and tool != "tp" else {}}
 
 
-def peak_memory(spec: Spec, keep, round_to, threads: int, reverse: bool = False) -> dict:
-    """``{"pq/warm": result, ...}`` for every run in RUNS, each in its own fresh process."""
-    found = {}
-    for tool, warm in (RUNS[::-1] if reverse else RUNS):
-        cmd = [sys.executable, os.path.abspath(__file__), "--tool", tool, "--model",
-               spec.label, "--keep", repr(keep), "--threads", str(threads)]
-        cmd += (["--warm"] if warm else []) + (["--round", str(round_to)] if round_to else [])
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
-                              env={k: v for k, v in os.environ.items() if k != "PRUNEQL_LINT"})
-        lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-        key = f"{tool}/{'warm' if warm else 'cold'}"
-        if proc.returncode or not lines:
-            tail = proc.stderr.strip().splitlines() or ["no output"]
-            found[key] = {"peak_mib": None, "error": tail[-1]}
-        else:
-            found[key] = json.loads(lines[-1])
-    return found
+def peak_memory(spec: Spec, keep, round_to, threads: int, samples: int = 1,
+                reverse: bool = False) -> dict:
+    """``{"pq/warm": result, ...}`` for every run in RUNS, each sample in its own fresh
+    process (the runs interleaved); the result is the median sample, with every sample's
+    peak in ``samples``."""
+    found: dict = {}
+    for _ in range(samples):
+        for tool, warm in (RUNS[::-1] if reverse else RUNS):
+            found.setdefault(f"{tool}/{'warm' if warm else 'cold'}", []).append(
+                _fresh_process(tool, warm, spec, keep, round_to, threads))
+    return {key: _median_sample(runs) for key, runs in found.items()}
+
+
+def _fresh_process(tool: str, warm: bool, spec: Spec, keep, round_to, threads: int) -> dict:
+    cmd = [sys.executable, os.path.abspath(__file__), "--tool", tool, "--model", spec.label,
+           "--keep", repr(keep), "--threads", str(threads)]
+    cmd += (["--warm"] if warm else []) + (["--round", str(round_to)] if round_to else [])
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
+                          env={k: v for k, v in os.environ.items() if k != "PRUNEQL_LINT"})
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode or not lines:
+        tail = proc.stderr.strip().splitlines() or ["no output"]
+        return {"peak_mib": None, "error": tail[-1]}
+    return json.loads(lines[-1])
+
+
+def _median_sample(runs: list) -> dict:
+    ok = sorted((r for r in runs if r.get("peak_mib") is not None), key=lambda r: r["peak_mib"])
+    if not ok:
+        return runs[-1]
+    return dict(ok[(len(ok) - 1) // 2], samples=[r["peak_mib"] for r in ok])
 
 
 def main(argv=None) -> None:

@@ -43,7 +43,7 @@ def write(path: str | None, results: list, run: Run, profiles: dict) -> str:
                 ["## Compile time"], compile_table(results),
                 ["## Where PruneQL's compile time goes (Timings hook, median ms per pass)"],
                 passes_table(results, run.detail),
-                ["## Peak extra memory of one compile (fresh process, MiB above the built "
+                ["## Peak extra memory of one compile (fresh processes, MiB above the built "
                  "model)"], memory_table(results),
                 ["PruneQL per pass, warm process: peak during the pass / RSS after it, MiB "
                  "above the start of the compile (RSS can fall below it; passes that move "
@@ -263,7 +263,8 @@ def method(run: Run) -> list:
         "`digits_cnn` with the same tool and ran the model once on the example input "
         "(one-time per-process state: lazy imports, oneDNN and allocator caches); *cold*: "
         "the process's first compile, nothing run before. Weights = bytes of the state "
-        "dict. One sample each.",
+        f"dict. {_samples(a)}; peak RSS moves by tens of MiB between identical processes "
+        "(what glibc keeps of freed temporaries).",
         "- **FLOPs/params**: forward hooks on every conv/linear at batch 1 (multiply-adds), "
         "all parameters; the same counter for every model.",
         f"- **Latency**: `torch.inference_mode()`, {a.lat_runs} rounds, every model once "
@@ -274,6 +275,14 @@ def method(run: Run) -> list:
         "Cross-check: Torch-Pruning driven by PruneQL's `l1` (`ProducerL1` in "
         "`bench/tools.py`) against PruneQL's pruned model, batch 8.",
     ]
+
+
+def _samples(args) -> str:
+    n = args.memory_samples
+    if n <= 1:
+        return "One sample each"
+    return (f"Median of {n} processes for {', '.join(f'`{m}`' for m in args.detail)} "
+            "(range in brackets), one for the others")
 
 
 NOTES = """## Notes
@@ -327,7 +336,9 @@ def _fmt_mib(v) -> str:
 
 
 def _mib_cell(r: dict) -> str:
-    return _fmt_mib(r.get("peak_mib")) + (" (error)" if r.get("error") else "")
+    spread = r.get("samples") or []
+    return (_fmt_mib(r.get("peak_mib")) + (" (error)" if r.get("error") else "")
+            + (f" [{min(spread):,.0f}–{max(spread):,.0f}]" if len(spread) > 1 else ""))
 
 
 def _load(avg: tuple) -> str:
