@@ -93,10 +93,6 @@ def _check_strategy(recipe) -> None:
 def _prune_unbuilt(stmt: ast.Prune) -> str | None:
     if stmt.amount.unit != "channels":
         return f"pruning by {stmt.amount.unit}"
-    args = dict(stmt.criterion.args)
-    for name in ("ridge", "signed"):
-        if name in args:
-            return f"{stmt.criterion.name}({name}=...)"
     return None
 
 
