@@ -14,6 +14,9 @@ from pruneql.criteria.taylor import flops_per_channel
 from pruneql.graph.gates import consumers, gated
 from tests.helpers import analyzed, group_with
 
+# the fits below use a handful of masks on purpose: their warnings are expected
+pytestmark = pytest.mark.filterwarnings("ignore::pruneql.criteria.EnsembleFitWarning")
+
 
 class Tiny(nn.Module):
     """conv1 and conv2 write one residual stream (read by conv2 and conv3: two consumers);

@@ -58,7 +58,8 @@ def mutual_information(job: Job, *, bins: int = 2) -> Scored:
 
 
 def quantised_mi(values: np.ndarray, labels: np.ndarray, bins: int) -> float:
-    """MI (nats) between ``values`` cut into ``bins`` equally populated bins and ``labels``.
+    """MI (nats) between ``values`` cut into ``bins`` equally populated bins and ``labels``
+    (quantile edges; values equal to an edge fall below it, so a ReLU's zeros share a bin).
 
     >>> round(quantised_mi(np.array([0., 0., 1., 1.]), np.array([0, 0, 1, 1]), 2), 6)
     0.693147
@@ -66,7 +67,7 @@ def quantised_mi(values: np.ndarray, labels: np.ndarray, bins: int) -> float:
     0.0
     """
     edges = np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1]))
-    q = np.searchsorted(edges, values, side="right")
+    q = np.searchsorted(edges, values, side="left")     # a tie with an edge goes below it
     _, y = np.unique(labels, return_inverse=True)
     joint = np.zeros((q.max() + 1, y.max() + 1))
     np.add.at(joint, (q, y), 1.0)
