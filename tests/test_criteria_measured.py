@@ -149,7 +149,8 @@ def test_ensemble_r2_reaches_the_report_and_a_poor_fit_warns():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         good = score_groups("ensemble", {"samples": 100}, job)
-    assert good.notes[group.id]["fit_r2"] > 0.5 and good.notes[group.id]["masks"] == 100
+    notes = good.notes[group.id]
+    assert notes["fit_r2"] > 0.5 and notes["masks"] == 100 and notes["halves"] > 0.4
     assert int(np.argmax(good.scores[group.id])) == 1
     with pytest.warns(EnsembleFitWarning, match="too few masks"):
         score_groups("ensemble", {"samples": 6},
@@ -158,7 +159,7 @@ def test_ensemble_r2_reaches_the_report_and_a_poor_fit_warns():
         report = pruneql.plan("model digits_cnn; data digits\n"
                               "prune fc1 by ensemble(samples=12, batches=1) keep 0.5").to_dict()
     row, = [g for g in report["groups"] if g["selected"]]
-    assert set(row["scoring"]) == {"fit_r2", "masks"} and row["scoring"]["masks"] == 12
+    assert set(row["scoring"]) == {"fit_r2", "halves", "masks"} and row["scoring"]["masks"] == 12
 
 
 def test_flops_per_channel_follows_the_current_widths():
