@@ -126,8 +126,8 @@ def _row(pool, reference, groups, keep, k, ridge) -> dict:
 
 def render(rows: list, groups) -> str:
     names = [g.producers[0] for g in groups]
-    head = ("| keep | masks/unit | ridge | R² " + " / ".join(names)
-            + " | mean R² | ρ oracle (same 4 batches) | ρ oracle (all train) | ρ two mask sets |")
+    head = ("| keep | masks/unit | ridge | R² " + " / ".join(names) + " | mean R² "
+            "| ρ oracle (same 4 batches) | ρ oracle (all train) | ρ two mask sets |")
     lines = [head, "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         per = " / ".join(f"{r['groups'][g.id]['r2']:.2f}" for g in groups)

@@ -134,3 +134,19 @@ def test_flops_regularisation_prefers_costly_channels_across_groups():
     # a conv1 channel (its filter and conv2's kernels reading it) costs the most
     assert reg["conv1"]["after"] < plain["conv1"]["after"]
     assert reg["fc1"]["after"] >= plain["fc1"]["after"]
+
+
+def test_ensembles_are_refitted_each_round_on_the_live_units():
+    notes = []
+
+    class Notes(Hook):
+        def after(self, name, ctx, seconds):
+            if name == "score":
+                notes.append(dict(ctx.score_notes))
+
+    report = pruneql.plan(HEAD + """prune conv1 by ensemble(batches=1) keep 0.5
+        iterate 2 steps""", small(), hooks=(Notes(),)).to_dict()
+    (gid,) = notes[0]
+    assert [n[gid]["masks"] for n in notes] == [16 * 16, 16 * 12]   # 16 per live unit
+    row, = [g for g in report["groups"] if g["selected"]]
+    assert row["channels"]["after"] == 8 and row["scoring"]["masks"] == 16 * 12
