@@ -3,8 +3,8 @@
 On the trained `digits_cnn` (conv1, conv2, conv3, fc1 prunable), for 3 seeds:
 
 * the Spearman rank correlation of every criterion with oracle-abs, per layer and pooled;
-* one shot: all groups ranked together (as `target flops X` does) and cut to 75/50/25% of
-  the FLOPs, accuracy and loss without and after a fixed fine-tuning (2 epochs, constant
+* one shot: all groups ranked together (as `target flops X` does) and cut to 75/50/25/10%
+  of the FLOPs, accuracy and loss without and after a fixed fine-tuning (2 epochs, constant
   lr 0.001, last epoch: Li et al.'s retraining);
 * iterative: Molchanov's loop (`iterate until target remove 2 per step finetune 10
   steps`) to the same FLOPs, then the same fine-tuning; and the loop with Taylor's FLOPs

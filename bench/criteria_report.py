@@ -103,17 +103,19 @@ def flops_reached(runs: dict, part: str, rows) -> str:
 
 
 def lambda_table(runs: dict, base: float) -> str:
-    lines = ["| λ | units kept at 50% | acc. at 50%, pruned | FLOPs removed per point, pruned "
-             "| fine-tuned | units kept at 25% | acc. at 25%, pruned | FLOPs per point, pruned "
-             "| fine-tuned |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| λ | FLOPs target | rounds | channels kept (of 224) | acc. pruned | "
+             "acc. fine-tuned | FLOPs removed per point, pruned | fine-tuned |",
+             "|---|---|---|---|---|---|---|---|"]
     for lam in LAMBDAS:
-        cells = []
-        for t in ("0.5", "0.25"):
-            entries = [run["lambda"][lam]["targets"][t] for run in _seeds(runs)]
-            kept = [_kept_at(run["lambda"][lam], float(t)) for run in _seeds(runs)]
-            cells += [spread(kept, digits=1), _cell(entries, "pruned", "accuracy"),
-                      _per_point(entries, "pruned", base), _per_point(entries, "finetuned", base)]
-        lines.append(f"| {lam:g} | " + " | ".join(cells) + " |")
+        rounds = spread([run["lambda"][lam]["rounds"] for run in _seeds(runs)], digits=0)
+        for t in TARGETS[1:]:
+            entries = [run["lambda"][lam]["targets"][str(t)] for run in _seeds(runs)]
+            kept = [_kept_at(run["lambda"][lam], t) for run in _seeds(runs)]
+            lines.append(f"| {lam:g} | {t:.0%} | {rounds if t == TARGETS[-1] else ''} | "
+                         f"{spread(kept, digits=1)} | {_cell(entries, 'pruned', 'accuracy')} | "
+                         f"{_cell(entries, 'finetuned', 'accuracy')} | "
+                         f"{_per_point(entries, 'pruned', base)} | "
+                         f"{_per_point(entries, 'finetuned', base)} |")
     return "\n".join(lines)
 
 
@@ -233,7 +235,7 @@ def render(runs: dict, cost: tuple, threads: int) -> str:
         "## The ensemble's fit at its defaults\n\n" + _ENSEMBLE_TEXT.format(
             seconds=seconds_of(runs, "ensemble"), oracle=seconds_of(runs, "oracle signed"))
         + "\n\n" + ensemble_table(runs) + "\n\n" + _ENSEMBLE_DEFAULTS,
-        "## One shot: accuracy and loss at 75/50/25% of the FLOPs\n\n"
+        f"## One shot: accuracy and loss at {_targets_text()} of the FLOPs\n\n"
         + _ONE_SHOT_TEXT.format(reached=flops_reached(runs, "one_shot", ONE_SHOT_ROWS),
                                 epochs=FINETUNE.epochs, lr=FINETUNE.lr)
         + "\n\nValidation accuracy (%):\n\n" + cut_table(runs, "one_shot", ONE_SHOT_ROWS,
@@ -254,6 +256,10 @@ def render(runs: dict, cost: tuple, threads: int) -> str:
         "## Mutual information\n\n" + _MI_TEXT,
     ]
     return "\n\n".join(sections) + "\n"
+
+
+def _targets_text() -> str:
+    return "/".join(f"{100 * t:.0f}" for t in TARGETS) + "%"
 
 
 def _intro(seeds: str, threads: int, base: float) -> str:
@@ -337,7 +343,7 @@ removed, no training; "fine-tuned": after {epochs} epochs at constant lr {lr:g},
 0.9, last epoch (Li et al.'s retraining: `finetune epochs {epochs} lr {lr:g}`)."""
 
 _ITERATIVE_TEXT = """`prune conv*, fc1 by C keep 0.1; iterate until target remove 2 per step
-finetune 10 steps; target flops 25%` run through `pruneql.compile` with the trained
+finetune 10 steps; target flops 10%` run through `pruneql.compile` with the trained
 weights: each round rescoring the gated network, removing the 2 lowest channels of all
 layers and taking 10 SGD steps (lr 0.001, momentum 0.9). The loop passes each target
 within one round (FLOPs at the snapshots: {reached}); there the gated network is

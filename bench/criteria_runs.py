@@ -35,7 +35,7 @@ WEIGHTS = os.path.join(ROOT, "pruneql", "zoo", "digits_cnn.pt")
 SPEC = os.path.join(ROOT, "specs", "molchanov-digits.prune")
 DATA = "data digits batch 64 val 0.2"
 SCORE_BATCHES = 8
-TARGETS = (0.75, 0.5, 0.25)          # FLOPs kept
+TARGETS = (0.75, 0.5, 0.25, 0.1)     # FLOPs kept
 FLOOR = 0.1                          # every group keeps at least 10% (as `keep 0.1`)
 FINETUNE = Hyper(epochs=2, lr=1e-3)  # Li et al.'s retraining: constant lr 0.001, last epoch
 # criterion label -> (registered name, arguments); "oracle" is the reference (|signed|)

@@ -51,6 +51,8 @@ def mutual_information(job: Job, *, bins: int = 2) -> Scored:
     _run(job, means)
     labels = np.concatenate([np.asarray(y).ravel() for _, y in job.batches])
     per_unit = means.result()
+    if per_unit.shape[0] != len(labels):        # nothing tapped: no activation to relate
+        per_unit = np.zeros((len(labels), means.width))
     scores = np.array([quantised_mi(per_unit[:, j], labels, bins)
                        for j in range(per_unit.shape[1])])
     scores[means.unread] = 0.0
@@ -183,12 +185,11 @@ class _Means(_Taps):
         self.rows.setdefault(name, []).append(self.readers[name].to_units(z).cpu())
 
     def result(self) -> np.ndarray:
-        total, taps = None, np.zeros(self.width)
+        total, taps = 0.0, np.zeros(self.width)
         for name, rows in self.rows.items():
-            values = torch.cat(rows).numpy()
-            total = values if total is None else total + values
+            total = total + torch.cat(rows).numpy()
             taps[self.readers[name].read] += 1
-        return total / np.maximum(taps, 1)
+        return np.atleast_2d(total / np.maximum(taps, 1))
 
 
 class _Recording(fx.Interpreter):
