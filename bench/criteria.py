@@ -30,7 +30,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.dirname(HERE)]    # this checkout's pruneql, and bench/
 import criteria_report  # noqa: E402  (the bench folder is not a package)
 from criteria_runs import (ITERATIVE, LAMBDAS, ROOT, Setting, cached, iterative,  # noqa: E402
                            molchanov, one_shot, ranks, scores)

@@ -26,13 +26,14 @@ import time
 import numpy as np
 import torch
 
-from pruneql import zoo
-from pruneql.criteria import Job, score_groups, spearman
-from pruneql.criteria.ensemble import fit_linear_ensemble, held_out_r2, sample_masks
-from pruneql.criteria.evaluation import gated_loss
-from pruneql.data import load_data
-from pruneql.graph.channels import analyze
-from pruneql.graph.trace import trace
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from pruneql import zoo  # noqa: E402  (this checkout's pruneql)
+from pruneql.criteria import Job, score_groups, spearman  # noqa: E402
+from pruneql.criteria.ensemble import fit_linear_ensemble, held_out_r2, sample_masks  # noqa: E402
+from pruneql.criteria.evaluation import gated_loss  # noqa: E402
+from pruneql.data import load_data  # noqa: E402
+from pruneql.graph.channels import analyze  # noqa: E402
+from pruneql.graph.trace import trace  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "bench", "out")
