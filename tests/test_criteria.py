@@ -8,10 +8,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from pruneql.criteria import DATA_CRITERIA, data_scores, spearman
-from pruneql.criteria.data_driven import (_ranks, fit_linear_ensemble, flops_per_channel,
-                                          sample_masks)
+from pruneql.criteria.ensemble import fit_linear_ensemble, sample_masks
+from pruneql.criteria.ranks import ranks as _ranks
+from pruneql.criteria.taylor import flops_per_channel
 from pruneql.graph.gates import consumers, gated
 from tests.helpers import analyzed, group_with
+
+# the fits below use a handful of masks on purpose: their warnings are expected
+pytestmark = pytest.mark.filterwarnings("ignore::pruneql.criteria.EnsembleFitWarning")
 
 
 class Tiny(nn.Module):
@@ -235,28 +239,36 @@ def test_taylor_flops_reg_penalises_costly_groups(tiny):
 
 # ---------------------------------------------------------------------- activation
 
-def test_activation_mean_averages_consumers(tiny):
+def test_activation_is_read_at_each_producers_activated_output(tiny):
+    """The stream's units average relu(bn1(conv1)) and relu(conv2(.)) (two producers);
+    conv3's and fc's are their ReLU outputs."""
     gm, analysis, groups, batches = tiny
     seen = {}
     modules = dict(gm.named_modules())
-    handles = [modules[n].register_forward_pre_hook(
-        lambda _m, args, n=n: seen.setdefault(n, []).append(args[0].detach()))
+    handles = [modules[n].register_forward_hook(
+        lambda _m, args, out, n=n: seen.setdefault(n, []).append(
+            (args[0].detach(), out.detach())))
         for n in ("conv2", "conv3", "fc")]
     with torch.no_grad():
         for x, _ in batches:
             gm(x)
     for h in handles:
         h.remove()
-    a = torch.cat(seen["conv2"]).double()
-    b = torch.cat(seen["conv3"]).double()
-    flat = torch.cat(seen["fc"]).double().view(-1, 5, 16)
+
+    def maps(name, which, channels):
+        t = torch.cat([pair[which] for pair in seen[name]]).double()
+        return t.transpose(0, 1).reshape(channels, -1)
+    first = maps("conv2", 0, 6)                      # relu(bn1(conv1(x))), conv2's input
+    second = torch.relu(maps("conv2", 1, 6))
+    third = torch.relu(maps("conv3", 1, 5))
+    hidden = torch.relu(maps("fc", 1, 7))
     for stat in ("mean", "std"):
         scores = data_scores("activation", {"stat": stat}, gm, analysis, groups, batches)
-        f = (lambda t, d: t.mean(d)) if stat == "mean" else (lambda t, d: t.std(d, unbiased=False))
-        stream = (f(a.transpose(0, 1).reshape(6, -1), 1) + f(b.transpose(0, 1).reshape(6, -1), 1)) / 2
-        np.testing.assert_allclose(scores[groups[0].id], stream.numpy(), rtol=1e-6)
-        maps = f(flat.transpose(0, 1).reshape(5, -1), 1)
-        np.testing.assert_allclose(scores[groups[1].id], maps.numpy(), rtol=1e-6)
+        f = (lambda t: t.mean(1)) if stat == "mean" else (lambda t: t.std(1, unbiased=False))
+        np.testing.assert_allclose(scores[groups[0].id], ((f(first) + f(second)) / 2).numpy(),
+                                   rtol=1e-6)
+        np.testing.assert_allclose(scores[groups[1].id], f(third).numpy(), rtol=1e-6)
+        np.testing.assert_allclose(scores[groups[2].id], f(hidden).numpy(), rtol=1e-6)
 
 
 # ------------------------------------------------------------------- removed classes

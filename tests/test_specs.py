@@ -88,7 +88,14 @@ def test_yaml_twin_plans_identically(name, plans):
 def test_run_emits_torchscript_of_the_planned_size(path, tmp_path, plans):
     result = pruneql.compile(path)
     report = result.report.to_dict()
-    assert report["after"] == _plan(path, plans)["after"]
+    planned = _plan(path, plans)
+    if _recovers_between_rounds(result.recipe):
+        # the run trains between rounds and rescores the trained network, which a plan
+        # does not: both meet the budget, with their own channels
+        metric, value = planned["target"]["metric"], planned["target"]["value"]
+        assert abs(report["after"][metric] / report["before"][metric] - value) <= 0.01
+    else:
+        assert report["after"] == planned["after"]
     assert report["verify"]["passed"]
     out = result.save(tmp_path / "model.pt")
     loaded = torch.jit.load(out)
@@ -97,3 +104,8 @@ def test_run_emits_torchscript_of_the_planned_size(path, tmp_path, plans):
     original = pruneql.zoo.build(report["model"])
     with torch.no_grad():
         assert loaded(x).shape == result.module(x).shape == original(x).shape
+
+
+def _recovers_between_rounds(recipe) -> bool:
+    stmt = recipe.first(pruneql.lang.ast.Iterate)
+    return stmt is not None and bool(stmt.finetune_steps)

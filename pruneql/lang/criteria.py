@@ -65,7 +65,7 @@ class CriterionSpec:
         """``{argument: default}``; None means the implementation decides (see the doc).
 
         >>> spec("ensemble").defaults()
-        {'samples': 200, 'keep': 0.7, 'batches': 4, 'ridge': 0.0}
+        {'samples': None, 'keep': 0.9, 'batches': 4, 'ridge': 0.0}
         """
         return {a.name: a.default for a in self.arguments}
 
@@ -79,8 +79,10 @@ _DECLARED = (
         _BATCHES)),
     CriterionSpec("ensemble", "linear fit of the loss over random channel masks "
                               "(Sandor et al. 2020)", True, (
-        Argument("samples", Whole(), 200, "how many random masks to sample per group"),
-        Argument("keep", Share(True, True, "a fraction ", "e.g. 0.7 or 70%"), 0.7,
+        Argument("samples", Whole(), None,
+                 "how many random masks to sample per group (default: 16 per live "
+                 "channel, at least 64)"),
+        Argument("keep", Share(True, True, "a fraction ", "e.g. 0.7 or 70%"), 0.9,
                  "the chance that a mask keeps a channel"),
         Argument("batches", Whole(), 4, "how many batches measure each mask's loss"),
         Argument("ridge", _RATE, 0.0,

@@ -98,26 +98,64 @@ def _scored(ctx: Context) -> list:
 # ---- budgets -------------------------------------------------------------------------------
 
 def _budget_round(ctx: Context, target: ast.Target, steps) -> None:
+    if steps is not None and ctx.cut.round == 1:
+        _check_reachable(ctx, target)
     costs = _costs(ctx, target.metric)
     before = costs.total()
     start = costs.start_from(ctx.cut.removed).total()
     live = _scored(ctx)
-    groups = [(sel.group, ctx.scores[sel.group.id], max(1, sel.floor),
-               sel.statement.round or 1, ctx.cut.group_removed(sel.group)) for sel in live]
     goal, limit, last = _round_goal(ctx, target, steps, before)
-    drops = spend(costs, groups, goal, slack=_SLACK * before, limit=limit)
+    drops = spend(costs, _spendable(ctx, live), goal, slack=_SLACK * before, limit=limit)
+    if limit is not None and costs.total() >= start:
+        costs, drops = _nearest_below(ctx, target.metric, live, goal, limit) or (costs, drops)
     for sel in live:
-        ctx.cut.remove(sel.group, drops[sel.group.id])
+        ctx.cut.remove(sel.group, drops.get(sel.group.id, []))
     achieved = costs.total() / before if before else 1.0
     ctx.target = _target_report(ctx, target, achieved, before, costs)
     met = achieved <= target.value + _SLACK
     stuck = costs.total() >= start
     ctx.cut.done = (met or stuck) if limit is not None else last
     if ctx.cut.done and not met:
-        raise PlanError(f"target {target.metric} {target.value:.1%} is out of reach: the most "
-                        f"this recipe can remove leaves {achieved:.1%} of the baseline",
-                        span=target.span, hint="select more layers, lower the `keep` floors "
-                                               "of the prune statements, or raise the target")
+        raise _out_of_reach(target, achieved)
+
+
+def _spendable(ctx: Context, live: list) -> list:
+    """(group, scores, floor, round step, removed positions) of each live selection."""
+    return [(sel.group, ctx.scores[sel.group.id], max(1, sel.floor),
+             sel.statement.round or 1, ctx.cut.group_removed(sel.group)) for sel in live]
+
+
+def _nearest_below(ctx: Context, metric: str, live: list, goal: float, limit: int):
+    """The last round of ``iterate until target``, when every group's next step lands
+    more than the slack below the goal: (costs, drops) of the one group step that lands
+    nearest below it, or None. Without it the loop would stop short of a budget it can
+    reach (a single unit of a coarse layer can be worth more than the slack)."""
+    best = None
+    for sel in live:
+        costs = _costs(ctx, metric).start_from(ctx.cut.removed)
+        drops = spend(costs, _spendable(ctx, [sel]), goal, slack=math.inf, limit=limit)
+        if costs.total() <= goal and (best is None or costs.total() > best[0].total()):
+            best = (costs, drops)
+    return best
+
+
+def _check_reachable(ctx: Context, target: ast.Target) -> None:
+    """A budget approached in rounds fails in its first round, not after every round's
+    scoring and recovery: the whole cut, tried at once, must reach it."""
+    costs = _costs(ctx, target.metric)
+    before = costs.total()
+    costs.start_from(ctx.cut.removed)
+    spend(costs, _spendable(ctx, _scored(ctx)), target.value * before, slack=_SLACK * before)
+    achieved = costs.total() / before if before else 1.0
+    if achieved > target.value + _SLACK:
+        raise _out_of_reach(target, achieved)
+
+
+def _out_of_reach(target: ast.Target, achieved: float) -> PlanError:
+    return PlanError(f"target {target.metric} {target.value:.1%} is out of reach: the most "
+                     f"this recipe can remove leaves {achieved:.1%} of the baseline",
+                     span=target.span, hint="select more layers, lower the `keep` floors "
+                                            "of the prune statements, or raise the target")
 
 
 def _round_goal(ctx: Context, target, steps, before: float) -> tuple:

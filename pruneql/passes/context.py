@@ -64,6 +64,7 @@ class Context:
     sensitivity: dict = field(default_factory=dict)   # sensitivity: group id -> drop
     sweep: list = field(default_factory=list)         # sweep: rows of `pruneql sensitivity`
     scores: dict = field(default_factory=dict)        # score: group id -> per-unit score
+    score_notes: dict = field(default_factory=dict)   # score: group id -> diagnostics
     cut: object = None                                # allocate: graph.cut.Cut
     target: dict | None = None                        # allocate: the budget and its result
     rounds: list = field(default_factory=list)        # recover: iterate rounds' losses

@@ -132,6 +132,8 @@ def _group_rows(ctx: Context) -> list:
     for row in rows:
         if row["id"] in ctx.sensitivity:     # the accuracy drop when pruned alone
             row["sensitivity"] = round(ctx.sensitivity[row["id"]]["drop"], 6)
+        if row["id"] in ctx.score_notes:     # how far to trust its scores (ensemble fit)
+            row["scoring"] = dict(ctx.score_notes[row["id"]])
     return rows
 
 

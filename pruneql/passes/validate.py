@@ -90,15 +90,6 @@ def _check_strategy(recipe) -> None:
                                f"it at their own amounts; drop one of the two statements")
 
 
-def _prune_unbuilt(stmt: ast.Prune) -> str | None:
-    args = dict(stmt.criterion.args)
-    for name in ("ridge", "signed"):
-        if name in args:
-            return f"{stmt.criterion.name}({name}=...)"
-    return None
-
-
 UNBUILT.update({
-    ast.Prune: _prune_unbuilt,
     ast.Allow: lambda stmt: None if stmt.what == "inexact layernorm" else f"'allow {stmt.what}'",
 })
