@@ -244,7 +244,10 @@ def _live(as_json: bool):
 # ---- errors ----------------------------------------------------------------------------------
 
 def _print_json(data) -> None:
-    _io.out.print_json(json.dumps(data))
+    """Plain JSON, never coloured or wrapped, even on a terminal."""
+    out = _io.out.file
+    out.write(json.dumps(data, indent=2) + "\n")
+    out.flush()
 
 
 def _fail(exc: PruneQLError, as_json: bool) -> None:
