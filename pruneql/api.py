@@ -48,10 +48,8 @@ def load_recipe(spec) -> Recipe:
         return lang.parse(spec)
     if not isinstance(spec, str):
         raise RecipeError(f"a recipe must be text, a path or a Recipe, not {type(spec).__name__}")
-    if _looks_like_path(spec):
-        return lang.load(spec)
-    if _one_word(spec):
-        return lang.load(_bundled(spec.strip()))
+    if _looks_like_path(spec) or _one_word(spec):
+        return lang.load(_recipe_file(spec.strip()))
     return lang.parse(spec)
 
 
@@ -65,12 +63,16 @@ def _one_word(spec: str) -> bool:
     return re.fullmatch(r"[\w.\-/\\]+", spec.strip()) is not None
 
 
-def _bundled(name: str) -> str:
+def _recipe_file(name: str) -> str:
+    """A recipe file: the path as given, else a bundled recipe of that name (``vgg16``,
+    ``vgg16.yaml``) unless the name has a folder in it."""
     if os.path.exists(name):
         return name
-    found = resources.spec_path(name)
+    found = resources.spec_path(name) if os.path.basename(name) == name else None
     if found is not None:
         return found
+    if _looks_like_path(name):
+        return name                      # lang.load says the file is missing
     from pruneql.lang.select import closest
 
     near = closest(name, list(resources.spec_files()))
