@@ -63,14 +63,25 @@ class _Consoles:
 
     @property
     def out(self) -> Console:
-        return Console(highlight=False)
+        return Console(highlight=False, markup=False)
 
     @property
     def err(self) -> Console:
-        return Console(stderr=True, highlight=False, soft_wrap=True)
+        return Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
 _io = _Consoles()
+
+
+def _show(*items) -> None:
+    """Tables at the terminal's width; text as it is (no markup, no hard wrapping, so
+    paths stay whole)."""
+    for item in items:
+        _io.out.print(item, markup=False, soft_wrap=isinstance(item, str))
+
+
+def _warn(text: str) -> None:
+    _io.err.print(text, markup=False, soft_wrap=True)
 
 Spec = Annotated[str, typer.Argument(
     help="recipe: a .prune or .yaml file, or the name of a bundled one (`pruneql specs`)")]
@@ -115,7 +126,7 @@ Groups = Annotated[bool, typer.Option("--groups", help="list every channel group
 
 def _version(value: bool) -> None:
     if value:
-        _io.out.print(f"pruneql {__version__}")
+        _show(f"pruneql {__version__}")
         raise typer.Exit()
 
 
@@ -137,9 +148,11 @@ class Live(Progress, Hook):
         from rich.progress import (BarColumn, Progress as Rich, SpinnerColumn, TextColumn,
                                    TimeElapsedColumn)
 
-        self.rich = Rich(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                         TextColumn("{task.fields[count]}"), TextColumn("{task.fields[info]}"),
-                         TimeElapsedColumn(), TextColumn("{task.fields[eta]}"),
+        plain = {"markup": False}
+        self.rich = Rich(SpinnerColumn(), TextColumn("{task.description}", **plain),
+                         BarColumn(), TextColumn("{task.fields[count]}", **plain),
+                         TextColumn("{task.fields[info]}", **plain), TimeElapsedColumn(),
+                         TextColumn("{task.fields[eta]}", **plain),
                          console=console, transient=False)
         self.tasks: dict = {}
         self.passes: dict = {}
@@ -255,7 +268,7 @@ def _fail(exc: PruneQLError, as_json: bool) -> None:
         raise exc
     if as_json:
         _print_json(exc.to_dict())
-    _io.err.print(str(exc), markup=False)
+    _warn(str(exc))
     raise typer.Exit(1)
 
 
@@ -267,7 +280,7 @@ def _guard(as_json: bool):
     except PruneQLError as exc:
         _fail(exc, as_json)
     except KeyboardInterrupt:
-        _io.err.print("interrupted; nothing was written")
+        _warn("interrupted; nothing was written")
         raise typer.Exit(130) from None
     except (typer.Exit, typer.Abort, _ClickException):
         raise
@@ -314,9 +327,9 @@ def _options(as_json, model_name, input_shape, trust_pickle, data=None, trust_co
 
 def _warn_random(report) -> None:
     if report.weights == RANDOM_INIT:
-        _io.err.print(f"warning: no model file: pruned a random initialisation of "
-                      f"{report.model} (its seeded default); the structure and counts hold, "
-                      f"the channels chosen do not mean anything", markup=False)
+        _warn(f"warning: no model file: pruned a random initialisation of {report.model} "
+              f"(its seeded default); the structure and counts hold, the channels chosen "
+              f"do not mean anything")
 
 
 # ---- commands --------------------------------------------------------------------------------
@@ -335,8 +348,7 @@ def plan(spec: Spec, model: ModelPath = None, model_name: ModelName = None,
     if as_json:
         _print_json(report.to_dict())
         return
-    for line in report_lines(report, all_groups=groups):
-        _io.out.print(line)
+    _show(*report_lines(report, all_groups=groups))
 
 
 @app.command()
@@ -379,13 +391,11 @@ def run(spec: Spec, model: ModelPath = None,
         _print_json({**result.report.to_dict(), "output": written,
                      **({"plan": os.path.abspath(plan_out)} if plan_out else {})})
         return
-    for line in report_lines(result.report, all_groups=groups):
-        _io.out.print(line)
-    _io.out.print(f"wrote {written}" + (f" and the plan {plan_out}" if plan_out else ""))
+    _show(*report_lines(result.report, all_groups=groups),
+          f"wrote {written}" + (f" and the plan {plan_out}" if plan_out else ""))
     if plan_out and result.plan["blockers"]:
-        _io.err.print(f"warning: the plan cannot be replayed on the model's own code "
-                      f"({result.plan['blockers'][0]['why']}); use the written model",
-                      markup=False)
+        _warn(f"warning: the plan cannot be replayed on the model's own code "
+              f"({result.plan['blockers'][0]['why']}); use the written model")
 
 
 def _distinct(output: str, plan_out: str | None) -> None:
@@ -407,9 +417,8 @@ def demo(output: Annotated[Optional[str], typer.Option(
     if as_json:
         _print_json(report)
         return
-    _io.out.print(demo_table(report))
-    _io.out.print(f"verify: masked equivalence passed (max relative error "
-                  f"{report['verify']['max_rel_error']:.1e}); wrote {report['output']}")
+    _show(demo_table(report), f"verify: masked equivalence passed (max relative error "
+                              f"{report['verify']['max_rel_error']:.1e}); wrote {report['output']}")
 
 
 @app.command("sensitivity")
@@ -444,7 +453,7 @@ def sensitivity_cmd(spec: Spec, model: ModelPath = None,
     if as_json:
         _print_json({"rows": rows, "outputs": paths})
         return
-    _io.out.print(_sensitivity_line(rows, steps, paths))
+    _show(_sensitivity_line(rows, steps, paths))
 
 
 def _fractions(text: str, as_json: bool) -> list:
@@ -474,7 +483,7 @@ def zoo_list(as_json: AsJson = False) -> None:
     if as_json:
         _print_json(entries)
         return
-    _io.out.print(zoo_table(entries))
+    _show(zoo_table(entries))
 
 
 @app.command("specs")
@@ -485,7 +494,7 @@ def specs_list(as_json: AsJson = False) -> None:
     if as_json:
         _print_json(entries)
         return
-    _io.out.print(specs_table(entries))
+    _show(specs_table(entries))
 
 
 def main() -> None:

@@ -218,3 +218,26 @@ def test_seed_drives_the_random_criterion(tmp_path):
         layers = json.loads(plan.read_text())["layers"]
         kept.append(next(e["out"] for e in layers if e["name"] == "conv1"))
     assert kept[0] == kept[2] != kept[1]
+
+
+def test_sensitivity_without_matplotlib_writes_the_table(tmp_path, monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.split(".")[0] == "matplotlib":
+            raise ImportError("no matplotlib here")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    spec = tmp_path / "s.prune"
+    spec.write_text("model digits_cnn\ndata digits batch 256 val 0.1\nprune conv1 by taylor keep 0.5\n")
+    result = invoke("sensitivity", spec, "--fractions", "0.5", "-o", tmp_path / "s")
+    assert result.exit_code == 0, result.output
+    assert "no plot: matplotlib is not installed" in result.output
+    assert "ranked by l1" in result.output            # taylor falls back to L1 in the sweep
+    header = (tmp_path / "s.csv").read_text().splitlines()[0].split(",")
+    assert {"criterion", "metric", "accuracy", "fraction"} <= set(header)
+    assert json.loads((tmp_path / "s.json").read_text())[0]["criterion"] == "l1"
+    assert not (tmp_path / "s.png").exists()
