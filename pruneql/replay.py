@@ -34,7 +34,6 @@ import hashlib
 import json
 import os
 import re
-from dataclasses import replace
 from itertools import chain
 
 import torch
@@ -90,7 +89,8 @@ def _hash(rows: list) -> str:
 # ---- building a plan (from a compile's context) -----------------------------------------------
 
 def plan_of(ctx) -> dict:
-    """The replayable plan of a finished pipeline run (``compile`` or ``plan``).
+    """The replayable plan of a finished compile (``ctx`` as ``passes.run(COMPILE, ...)``
+    returns it; ``compile`` keeps it as ``result.plan``).
 
     Layers are named by the module paths of the model that was compiled; layers the graph
     made from functional calls (``owner.conv2d``) become plain tensor entries, and cuts
@@ -105,6 +105,8 @@ def plan_of(ctx) -> dict:
         if keep_in is None and keep_out is None:
             continue
         entry = _layer_entry(layer, keep_in, keep_out)
+        if not entry["tensors"] and not entry["attributes"]:
+            continue
         if layer.name in names.modules:
             layers.append(entry)
         else:
@@ -191,7 +193,6 @@ def _layer_entry(layer, keep_in, keep_out) -> dict:
     present = {t: a for t, a in axes.items()
                if getattr(module, t, None) is not None and all(
                    (keep_in if side == "in" else keep_out) is not None for side in a.values())}
-    present = {t: {ax: side for ax, side in a.items()} for t, a in present.items()}
     return {"name": layer.name, "type": type(module).__qualname__, "kind": kind,
             "in": _indices(keep_in), "out": _indices(keep_out), "attributes": changed,
             "tensors": present}
@@ -308,12 +309,7 @@ def _norm_classes() -> tuple:
 def _code_changes(ctx) -> list:
     """Constants of ``forward`` that the cut rewrites (channel padding, slices, split
     sizes, literal view sizes, group counts): a model's own code cannot follow them."""
-    pruned = ctx.pruned
-    if pruned is None:        # a plan: rewrite a throwaway copy to see what would change
-        from pruneql.passes.rewrite import rewrite
-
-        pruned = rewrite(replace(ctx, pruned=None)).pruned
-    after = {n.name: n for n in pruned.graph.nodes}
+    after = {n.name: n for n in ctx.pruned.graph.nodes}
     found = []
     for node in ctx.gm.graph.nodes:
         key = next((k for k in _CODE_META if k in node.meta), None)
@@ -386,7 +382,11 @@ def dumps(plan: dict) -> str:
 
 
 def load_plan(source) -> dict:
-    """A plan from a dict, or a path to a plan JSON file, checked for format and version."""
+    """A plan from a dict, or a path to a plan JSON file, checked for format and version.
+
+    >>> load_plan({"format": FORMAT, "version": VERSION})["version"] == VERSION
+    True
+    """
     if isinstance(source, (str, os.PathLike)):
         source = _read(os.fspath(source))
     if not isinstance(source, dict) or source.get("format") != FORMAT:
@@ -446,8 +446,18 @@ def apply(plan, model: nn.Module, state_dict: dict | None = None) -> nn.Module:
     for edit in edits:      # every entry checked before anything changes
         edit()
     if state_dict is not None:
-        model.load_state_dict(user_state_dict(plan, model, state_dict))
+        _load(model, user_state_dict(plan, model, state_dict))
     return model
+
+
+def _load(model: nn.Module, state: dict) -> None:
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ReplayError(f"the weights do not fit the rebuilt model: "
+                          f"{str(exc).strip().splitlines()[-1][:300]}",
+                          hint="pass the pruned weights written by the same compile as the "
+                               "plan") from None
 
 
 def _check_model(plan: dict, model: nn.Module) -> None:
@@ -536,7 +546,15 @@ def _slicer(module: nn.Module, attr: str, keep: dict, name: str):
 def user_state_dict(plan: dict, model: nn.Module, state_dict: dict) -> dict:
     """``state_dict`` (the pruned module's) under the model's names: keys renamed per the
     plan, graph-only constants dropped, and tensors the graph never used (a module
-    ``forward`` does not call) taken from ``model`` itself."""
+    ``forward`` does not call) taken from ``model`` itself.
+
+    >>> plan = {"renames": {"conv2d.weight": "w", "_tensor_constant0": None}}
+    >>> net = nn.Module()
+    >>> net.w = nn.Parameter(torch.zeros(2))
+    >>> dict(user_state_dict(plan, net, {"conv2d.weight": torch.ones(2),
+    ...                                  "_tensor_constant0": torch.ones(1)}))
+    {'w': tensor([1., 1.])}
+    """
     renames = plan.get("renames", {})
     found = model.state_dict()
     for key, value in state_dict.items():

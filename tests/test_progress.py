@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 import pruneql
 from pruneql import cli
-from pruneql.cli import Live, app
+from pruneql.cli import app
+from pruneql.terminal import Live
 
 TINY = ("model digits_cnn; input 1x8x8; data digits batch 256 val 0.1;\n"
         "prune conv1, conv2 by {criterion} keep 0.5;\n")

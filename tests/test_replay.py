@@ -257,3 +257,16 @@ def test_cli_refuses_a_plan_path_that_is_the_output_or_exists(tmp_path):
     kept = runner.invoke(app, ["run", "vgg16", "-o", str(out), "--plan-out", str(plan)])
     assert kept.exit_code == 1 and "already exists" in kept.output
     assert plan.read_text() == "mine" and not out.exists()
+
+
+def test_apply_loads_the_pruned_module_state_under_the_models_names():
+    """``apply(plan, model, state_dict)``: the graph's keys (``conv2d.weight``) are renamed to
+    the model's (``w``); weights of another plan are refused with a hint."""
+    result = pruneql.compile("prune first, conv2d by l1 keep 0.5", _fresh(Functional, 0),
+                             example_inputs=X)
+    mine = pruneql.apply(result.plan, _fresh(Functional), result.module.state_dict())
+    _same(result, mine.eval())
+    other = pruneql.compile("prune first by l1 keep 0.25", _fresh(Functional, 0),
+                            example_inputs=X)
+    with pytest.raises(replay.ReplayError, match="do not fit the rebuilt model"):
+        pruneql.apply(result.plan, _fresh(Functional), other.module.state_dict())
