@@ -208,7 +208,7 @@ def test_run_groups_and_format(tmp_path):
 
 def test_seed_drives_the_random_criterion(tmp_path):
     spec = tmp_path / "r.prune"
-    spec.write_text("model vgg16_cifar\nprune conv1 by random keep 0.5\n")
+    spec.write_text("model digits_cnn\nprune conv2 by random keep 0.5\n")
     kept = []
     for seed in (1, 2, 1):
         plan = tmp_path / f"plan{len(kept)}.json"
@@ -216,7 +216,7 @@ def test_seed_drives_the_random_criterion(tmp_path):
                         "--plan-out", plan, "--no-verify")
         assert result.exit_code == 0, result.output
         layers = json.loads(plan.read_text())["layers"]
-        kept.append(next(e["out"] for e in layers if e["name"] == "conv1"))
+        kept.append(next(e["out"] for e in layers if e["name"] == "conv2"))
     assert kept[0] == kept[2] != kept[1]
 
 
