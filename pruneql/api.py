@@ -3,12 +3,13 @@ layer over these; everything it does is reachable from here."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from pruneql import lang, passes
+from pruneql import lang, passes, replay, resources
 from pruneql.errors import PruneQLError, RecipeError
 from pruneql.lang.ast import Emit, Recipe
 from pruneql.passes.context import Context, Options
@@ -17,7 +18,7 @@ from pruneql.formats import save
 from pruneql.report import Report
 from pruneql.training import Progress, init_distributed, world
 
-__all__ = ["Result", "compile", "plan", "sensitivity", "parse", "load_recipe", "output_for",
+__all__ = ["Result", "apply", "write_plan", "spec_entries", "compile", "plan", "sensitivity", "parse", "load_recipe", "output_for",
            "check_target", "write_sensitivity", "demo", "zoo_entries", "init_distributed",
            "world", "Progress", "PruneQLError", "Report"]
 
@@ -33,7 +34,12 @@ def parse(source, path: str = "recipe") -> Recipe:
 
 
 def load_recipe(spec) -> Recipe:
-    """A Recipe from a Recipe, a path to a .prune/.yaml file, or recipe text."""
+    """A Recipe from a Recipe, a path to a .prune/.yaml file, the name of a bundled recipe
+    (``pruneql specs``), or recipe text.
+
+    >>> load_recipe("vgg16").first(lang.ast.ModelStmt).name
+    'vgg16_cifar'
+    """
     if isinstance(spec, Recipe):
         return spec
     if isinstance(spec, os.PathLike):
@@ -42,14 +48,53 @@ def load_recipe(spec) -> Recipe:
         return lang.parse(spec)
     if not isinstance(spec, str):
         raise RecipeError(f"a recipe must be text, a path or a Recipe, not {type(spec).__name__}")
-    if _looks_like_path(spec):
-        return lang.load(spec)
+    if _looks_like_path(spec) or _one_word(spec):
+        return lang.load(_recipe_file(spec.strip()))
     return lang.parse(spec)
 
 
 def _looks_like_path(spec: str) -> bool:
     return "\n" not in spec and ";" not in spec and spec.strip().endswith(
         (".prune", ".pql", ".yaml", ".yml"))
+
+
+def _one_word(spec: str) -> bool:
+    """No recipe is a single word: such a string names a file or a bundled recipe."""
+    return re.fullmatch(r"[\w.\-/\\]+", spec.strip()) is not None
+
+
+def _recipe_file(name: str) -> str:
+    """A recipe file: the path as given, else a bundled recipe of that name (``vgg16``,
+    ``vgg16.yaml``) unless the name has a folder in it."""
+    if os.path.exists(name):
+        return name
+    found = resources.spec_path(name) if os.path.basename(name) == name else None
+    if found is not None:
+        return found
+    if _looks_like_path(name):
+        return name                      # lang.load says the file is missing
+    from pruneql.lang.select import closest
+
+    near = closest(name, list(resources.spec_files()))
+    raise RecipeError(f"no recipe file or bundled recipe named '{name}'",
+                      hint=(f"did you mean {', '.join(near)}? " if near else "")
+                      + "`pruneql specs` lists the bundled recipes; a file needs its "
+                        ".prune or .yaml extension")
+
+
+def spec_entries() -> list:
+    """The bundled recipes: ``[{"name", "file", "model", "summary"}]``.
+
+    >>> next(e for e in spec_entries() if e["name"] == "resnet56-a")["model"]
+    'resnet56_cifar'
+    """
+    entries = []
+    for name, path in resources.spec_files().items():
+        stmt = lang.load(path).first(lang.ast.ModelStmt)
+        entries.append({"name": name, "file": os.path.basename(path),
+                        "model": stmt.name if stmt else None,
+                        "summary": resources.spec_summary(path)})
+    return entries
 
 
 @dataclass
@@ -62,6 +107,8 @@ class Result:
     recipe: Recipe
     model_path: str | None = None
     written: dict | None = None       # what emit wrote: {"path", "format", ...}
+    plan: dict | None = None          # the replayable plan (:mod:`pruneql.replay`)
+    unused_state: dict = field(default_factory=dict, repr=False)  # tensors forward never uses
 
     def save(self, path=None, format: str | None = None, force: bool = False) -> str:
         """Write the pruned model: TorchScript (``.pt``), a torch.export program (``.pt2``)
@@ -79,15 +126,36 @@ class Result:
                             inputs=tuple(p for p in inputs if p))
         return self.written["path"]
 
+    def save_plan(self, path, force: bool = False) -> str:
+        """Write :attr:`plan` as JSON (atomically; an existing file only with ``force``):
+        the decisions ``pruneql.apply`` replays on your own model class. Returns the path."""
+        return write_plan(self.plan, path, force)
 
-def output_for(spec: str, recipe: Recipe) -> str:
+    def state_dict(self) -> dict:
+        """The pruned weights under the compiled model's own names: what a model rebuilt
+        with ``pruneql.apply(result.plan, model)`` loads with ``load_state_dict``."""
+        state = {**self.unused_state}
+        renames = self.plan["renames"] if self.plan else {}
+        for key, value in self.module.state_dict().items():
+            mine = renames.get(key, key)
+            if mine is not None:
+                state[mine] = value
+        return state
+
+
+def output_for(spec: str, recipe: Recipe, fmt: str | None = None) -> str:
     """Where ``run`` writes when no ``-o`` is given: the recipe's ``emit`` path, else
-    ``<spec>-pruned.pt`` (``.pt2`` for ``emit export``)."""
+    ``<spec>-pruned.pt`` (``.pt2`` for ``emit export`` or ``fmt="export"``).
+
+    >>> output_for("specs/vgg16.prune", parse("model vgg16_cifar"), "onnx")
+    'vgg16-pruned.onnx'
+    """
     emit = recipe.first(Emit)
     if emit is not None and emit.path:
         return emit.path
     stem = os.path.splitext(os.path.basename(str(spec)))[0]
-    return f"{stem}-pruned{SUFFIXES[emit.format if emit is not None else 'torchscript']}"
+    fmt = fmt or (emit.format if emit is not None else "torchscript")
+    return f"{stem}-pruned{SUFFIXES[fmt]}"
 
 
 def _context(spec, model, example_inputs, progress=None, **options) -> Context:
@@ -117,9 +185,43 @@ def compile(spec, model=None, example_inputs=None, hooks: tuple = (), **options)
     >>> result.report.after["params"] < result.report.before["params"]
     True
     """
+    plan_out = options.pop("plan_out", None)
+    if plan_out is not None:
+        check_target(plan_out, options.get("force", False))
     ctx = passes.run(passes.COMPILE, _context(spec, model, example_inputs, **options), hooks)
-    return Result(module=ctx.pruned, report=ctx.report, example_inputs=ctx.example_inputs,
-                  recipe=ctx.recipe, model_path=ctx.options.model_path, written=ctx.written)
+    result = Result(module=ctx.pruned, report=ctx.report, example_inputs=ctx.example_inputs,
+                    recipe=ctx.recipe, model_path=ctx.options.model_path, written=ctx.written,
+                    plan=replay.plan_of(ctx), unused_state=_unused_state(ctx))
+    if plan_out is not None:
+        result.save_plan(plan_out, force=options.get("force", False))
+    return result
+
+
+def _unused_state(ctx: Context) -> dict:
+    """The model's tensors the traced graph does not hold (modules forward never calls)."""
+    graph = {id(t) for t in ctx.gm.state_dict(keep_vars=True).values()}
+    return {k: t.detach() for k, t in ctx.model.state_dict(keep_vars=True).items()
+            if id(t) not in graph and k not in ctx.gm.state_dict()}
+
+
+def write_plan(plan: dict, path, force: bool = False) -> str:
+    """Write a plan (``Result.plan``) as JSON, atomically; returns the path written."""
+    from pruneql.passes.emit import write_atomic
+
+    target = check_target(path, force)
+    return write_atomic(target, (replay.dumps(plan) + "\n").encode())
+
+
+def apply(plan, model: nn.Module, state_dict: dict | None = None) -> nn.Module:
+    """Rebuild your own model at a plan's widths (see :func:`pruneql.replay.apply`).
+
+    >>> import json, pruneql
+    >>> plan = compile("model vgg16_cifar; prune conv1 by l1 keep 0.5").plan
+    >>> from pruneql import zoo
+    >>> apply(json.loads(replay.dumps(plan)), zoo.build("vgg16_cifar")).conv1
+    Conv2d(3, 32, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=False)
+    """
+    return replay.apply(plan, model, state_dict)
 
 
 def plan(spec, model=None, example_inputs=None, hooks: tuple = (), **options) -> Report:
@@ -133,7 +235,8 @@ def plan(spec, model=None, example_inputs=None, hooks: tuple = (), **options) ->
     return passes.run(passes.PLAN, ctx, hooks).report
 
 
-def sensitivity(spec, model=None, example_inputs=None, fractions=None, **options) -> list:
+def sensitivity(spec, model=None, example_inputs=None, fractions=None, hooks: tuple = (),
+                **options) -> list:
     """Li et al.'s sensitivity analysis: every group the recipe selects, pruned alone at
     each fraction (smallest-L1 filters, or the statement's weight criterion), with the
     validation accuracy. Needs data (the recipe's ``data`` or ``data=``).
@@ -143,7 +246,7 @@ def sensitivity(spec, model=None, example_inputs=None, fractions=None, **options
     ctx = _context(spec, model, example_inputs, fractions=tuple(fractions or ()) or None,
                    **options)
     ctx.dry_run = True
-    return passes.run(passes.SENSITIVITY, ctx).sweep
+    return passes.run(passes.SENSITIVITY, ctx, hooks).sweep
 
 
 def write_sensitivity(rows: list, prefix: str, force: bool = False) -> list:
@@ -163,11 +266,12 @@ def write_sensitivity(rows: list, prefix: str, force: bool = False) -> list:
     return written
 
 
-def demo(output: str, force: bool = False, progress: Progress | None = None) -> dict:
+def demo(output: str, force: bool = False, progress: Progress | None = None,
+         hooks: tuple = ()) -> dict:
     """`pruneql demo`: the bundled digits CNN pruned end to end (see :mod:`pruneql.demo`)."""
     from pruneql.demo import demo as run_demo
 
-    return run_demo(output, force=force, progress=progress)
+    return run_demo(output, force=force, progress=progress, hooks=hooks)
 
 
 def zoo_entries() -> list:

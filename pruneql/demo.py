@@ -7,31 +7,30 @@ TorchScript, and measured: accuracy, FLOPs, parameters and CPU latency before an
 """
 from __future__ import annotations
 
-import os
-
 import torch
 
 from pruneql import api, zoo
 from pruneql.latency import compare
+from pruneql.resources import resource
 from pruneql.training import Progress
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
+__all__ = ["demo", "resource"]
 
 
-def resource(*parts: str) -> str:
-    """A file shipped inside the package, or (in a source checkout) at the repo root."""
-    inside = os.path.join(_HERE, *parts)
-    return inside if os.path.exists(inside) else os.path.join(os.path.dirname(_HERE), *parts)
-
-
-def demo(output: str, force: bool = False, progress: Progress | None = None) -> dict:
-    """Run the demo, write the pruned model to ``output``; returns the JSON-ready summary."""
+def demo(output: str, force: bool = False, progress: Progress | None = None,
+         hooks: tuple = ()) -> dict:
+    """Run the demo, write the pruned model to ``output``; returns the JSON-ready summary.
+    ``output`` is checked before any work, so a refused path costs nothing."""
+    progress = progress or Progress()
+    api.check_target(output, force)
     torch.manual_seed(0)
     model = zoo.build("digits_cnn")
     model.load_state_dict(torch.load(resource("zoo", "digits_cnn.pt"), weights_only=True))
-    result = api.compile(resource("specs", "digits.prune"), model, progress=progress)
-    written = result.save(output, force=force)
+    result = api.compile(resource("specs", "digits.prune"), model, progress=progress,
+                         hooks=hooks, output=output, force=force)
     report = result.report.to_dict()
+    progress.start("latency (before and after, batch 1 and 256)")
     report["latency_ms"] = compare(model, result.module, result.example_inputs[0].shape[1:])
-    report["output"] = written
+    progress.end("latency (before and after, batch 1 and 256)")
+    report["output"] = result.written["path"]
     return report

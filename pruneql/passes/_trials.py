@@ -15,7 +15,9 @@ from torch import fx
 
 from pruneql.criteria import DATA_CRITERIA, group_weight_scores, random_scores
 from pruneql.graph.gates import gated, input_masks
-from pruneql.training import world
+from pruneql.training import Progress, world
+
+TRIALS = "sensitivity trials"       # the progress task: one step per group and fraction
 
 
 def run_trials(ctx: Context, selections: list, fractions) -> dict:
@@ -25,11 +27,12 @@ def run_trials(ctx: Context, selections: list, fractions) -> dict:
     """
     rank, size = world()
     runner = _Trials(ctx)
-    mine = {}
-    for i, sel in enumerate(selections):
-        if i % size == rank:
-            wanted = fractions[sel.group.id] if isinstance(fractions, dict) else fractions
-            mine[sel.group.id] = runner.group(sel, wanted)
+    progress = ctx.progress or Progress()
+    todo = [(sel, fractions[sel.group.id] if isinstance(fractions, dict) else fractions)
+            for i, sel in enumerate(selections) if i % size == rank]
+    progress.start(TRIALS, sum(len(wanted) for _, wanted in todo))
+    mine = {sel.group.id: runner.group(sel, wanted, progress) for sel, wanted in todo}
+    progress.end(TRIALS)
     if size == 1:
         return mine
     gathered = [None] * size
@@ -46,7 +49,7 @@ class _Trials:
         self.batches = list(ctx.data.val)
         self.removed = np.zeros(len(ctx.analysis.classes), dtype=bool)
 
-    def group(self, sel, fractions) -> list:
+    def group(self, sel, fractions, progress: Progress) -> list:
         ranking = self.ranking(sel)
         cut = _cut_nodes(self.gm, self.ctx.analysis, sel.group)
         frontier = _frontier(self.gm, cut)
@@ -59,6 +62,7 @@ class _Trials:
             removed[sel.group.classes[drop]] = True
             rows.append({"fraction": float(fraction), "kept": sel.group.size - len(drop),
                          self.ctx.task.metric: self.score(removed, cache)})
+            progress.advance(TRIALS, layer=sel.selected[0], fraction=f"{fraction:g}")
         return rows
 
     def ranking(self, sel) -> np.ndarray:

@@ -28,6 +28,7 @@ from pruneql.latency import layer_table
 from pruneql.lang import ast
 from pruneql.passes.context import Context
 from pruneql.passes.score import greedy
+from pruneql.training import Progress
 
 _SLACK = 0.005     # a budget counts as met within half a percent of the baseline
 
@@ -39,7 +40,28 @@ def allocate(ctx: Context) -> Context:
         ctx.cut = _new_cut(ctx)
     cut = ctx.cut
     cut.removed, cut.final, cut.done, cut.round, ctx.target = from_leader(lambda: _round(ctx))
+    _show_round(ctx)
     return ctx
+
+
+def _show_round(ctx: Context) -> None:
+    """Rounds of a loop (``iterate``, greedy scoring) as progress: one step each."""
+    steps = ctx.recipe.first(ast.Iterate)
+    if ctx.progress is None or (steps is None and not greedy(ctx.recipe)):
+        return
+    label = "iterate rounds" if steps is not None else "greedy rounds (one group each)"
+    if ctx.cut.round == 1:
+        total = None if getattr(steps, "until_target", False) else \
+            steps.steps if steps is not None else len(ctx.live())
+        ctx.progress.start(label, total)
+    info = {"removed": int(ctx.cut.removed.sum())}
+    if ctx.target:
+        info[ctx.target["metric"]] = f"{ctx.target['achieved']:.1%}"
+    if ctx.rounds:
+        info["loss"] = ctx.rounds[-1]["loss"]
+    ctx.progress.advance(label, **info)
+    if ctx.cut.done:
+        ctx.progress.end(label)
 
 
 def _round(ctx: Context) -> tuple:
@@ -193,6 +215,10 @@ def _costs(ctx: Context, metric: str) -> Costs:
 def _latency_table(ctx: Context) -> dict:
     """Per-layer latency lines, measured once per compile (in the first budget round)."""
     if "latency" not in ctx.cut.cache:
+        progress = ctx.progress or Progress()
+        label = "latency table (every layer timed alone at full and half width)"
+        progress.start(label)
         ctx.cut.cache["latency"] = layer_table(ctx.analysis, ctx.gm.eval(),
                                                ctx.example_inputs)
+        progress.end(label)
     return dict(ctx.cut.cache["latency"])
