@@ -104,6 +104,10 @@ def plan_of(ctx) -> dict:
         keep_in, keep_out = ctx.cut.keep_index(layer.in_elems), ctx.cut.keep_index(layer.out_elems)
         if keep_in is None and keep_out is None:
             continue
+        if layer.kind not in _SHAPES:
+            blockers.append({"where": layer.name, "why": f"a {layer.kind} layer, which apply "
+                             "cannot rebuild"})
+            continue
         entry = _layer_entry(layer, keep_in, keep_out)
         if not entry["tensors"] and not entry["attributes"]:
             continue
@@ -229,12 +233,18 @@ def _linear_shape(m, n_in, n_out) -> tuple:
     return attrs, {"weight": weight, "bias": {"0": "out"}}
 
 
+def _embedding_shape(m, n_in, n_out) -> tuple:
+    # an embedding's columns are its output features; its rows (the vocabulary) stay
+    return ({"embedding_dim": m.embedding_dim if n_out is None else n_out},
+            {"weight": {"1": "out"}} if n_out is not None else {})
+
+
 def _norm_shape(m, n_in, n_out) -> tuple:
     return norm_attributes(m, n_out), {t: {"0": "out"} for t in _NORM_TENSORS}
 
 
 _SHAPES = {"conv": _conv_shape, "convT": _conv_transpose_shape, "linear": _linear_shape,
-           "norm": _norm_shape}
+           "norm": _norm_shape, "embedding": _embedding_shape}
 
 
 def norm_attributes(module: nn.Module, n: int | None) -> dict:

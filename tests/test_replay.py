@@ -164,6 +164,29 @@ def test_a_grouped_functional_conv_is_refused_with_the_reason():
         pruneql.apply(result.plan, _fresh(lambda: Functional(2)))
 
 
+class EmbeddingNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb, self.fc, self.out = nn.Embedding(20, 8), nn.Linear(8, 16), nn.Linear(16, 5)
+
+    def forward(self, tokens):
+        return self.out(torch.relu(self.fc(self.emb(tokens)))).mean(1)
+
+
+def test_an_embedding_replays_by_its_columns():
+    tokens = torch.randint(0, 20, (1, 6), generator=torch.Generator().manual_seed(0))
+    result = pruneql.compile("prune emb, fc by l1 keep 0.5", _fresh(EmbeddingNet, 0),
+                             example_inputs=tokens)
+    entry = next(e for e in result.plan["layers"] if e["name"] == "emb")
+    assert entry["attributes"] == {"embedding_dim": [8, 4]} and entry["tensors"] == {
+        "weight": {"1": "out"}}
+    mine = pruneql.apply(json.loads(replay.dumps(result.plan)), _fresh(EmbeddingNet))
+    mine.load_state_dict(result.state_dict())
+    assert mine.emb.weight.shape == (20, 4) and mine.fc.in_features == 4
+    x = torch.randint(0, 20, (3, 6))
+    torch.testing.assert_close(mine.eval()(x), result.module(x), rtol=1e-5, atol=1e-6)
+
+
 def test_a_zoo_resnet_replays():
     spec = "model resnet18; input 3x32x32; prune ** by l1 keep 0.5 round 8; skip /conv1"
     result = pruneql.compile(spec)

@@ -26,7 +26,7 @@ class Layer:
 
     name: str
     node: str
-    kind: str                      # conv | convT | linear | norm
+    kind: str                      # conv | convT | linear | norm | embedding
     module: nn.Module
     in_elems: np.ndarray | None
     out_elems: np.ndarray | None
