@@ -193,13 +193,19 @@ def _layer_entry(layer, keep_in, keep_out) -> dict:
     n_in = None if keep_in is None else len(keep_in)
     n_out = None if keep_out is None else len(keep_out)
     attrs, axes = _SHAPES[kind](module, n_in, n_out)
-    changed = {k: [getattr(module, k), v] for k, v in attrs.items() if getattr(module, k) != v}
+    changed = {k: [_plain(getattr(module, k)), v] for k, v in attrs.items()
+               if _plain(getattr(module, k)) != v}
     present = {t: a for t, a in axes.items()
                if getattr(module, t, None) is not None and all(
                    (keep_in if side == "in" else keep_out) is not None for side in a.values())}
     return {"name": layer.name, "type": type(module).__qualname__, "kind": kind,
             "in": _indices(keep_in), "out": _indices(keep_out), "attributes": changed,
             "tensors": present}
+
+
+def _plain(value):
+    """An attribute as JSON holds it (``normalized_shape`` is a tuple)."""
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _indices(keep) -> list | None:
@@ -258,6 +264,9 @@ def norm_attributes(module: nn.Module, n: int | None) -> dict:
         return {"num_groups": module.num_groups * n // module.num_channels, "num_channels": n}
     if isinstance(module, nn.PReLU):
         return {"num_parameters": module.num_parameters if n is None else n}
+    if hasattr(module, "normalized_shape"):        # LayerNorm / RMSNorm over the last dim
+        shape = list(module.normalized_shape)
+        return {"normalized_shape": shape if n is None else shape[:-1] + [n]}
     return {"num_features": module.num_features if n is None else n}
 
 
@@ -302,7 +311,7 @@ def _norms_from_tensors(tensors: dict, names: _Names) -> list:
         keep = next(iter(parts.values()))["0"]
         for attr in parts:
             tensors.pop(f"{owner}.{attr}")
-        changed = {k: [getattr(module, k), v]
+        changed = {k: [_plain(getattr(module, k)), v]
                    for k, v in norm_attributes(module, len(keep)).items()}
         found.append({"name": owner, "type": type(module).__qualname__, "kind": "norm",
                       "in": None, "out": keep, "attributes": changed,
@@ -313,7 +322,7 @@ def _norms_from_tensors(tensors: dict, names: _Names) -> list:
 def _norm_classes() -> tuple:
     from pruneql.graph.ops import NORM_MODULES
 
-    return NORM_MODULES + (nn.PReLU,)
+    return NORM_MODULES + (nn.PReLU, nn.LayerNorm, nn.RMSNorm)
 
 
 def _code_changes(ctx) -> list:
@@ -505,7 +514,7 @@ def _layer_edit(model: nn.Module, entry: dict):
         raise ReplayError(f"module '{name}' is a {type(module).__qualname__}, the plan "
                           f"rebuilds a {entry['type']}")
     for attr, (before, _) in entry["attributes"].items():
-        current = getattr(module, attr, None)
+        current = _plain(getattr(module, attr, None))
         if current != before:
             raise ReplayError(f"cannot rebuild '{name}': its {attr} is {current!r}, the "
                               f"plan expects {before!r}")
@@ -519,7 +528,8 @@ def _layer_edit(model: nn.Module, entry: dict):
         for change in changes:
             change()
         for attr, (_, after) in entry["attributes"].items():
-            setattr(module, attr, after)
+            current = getattr(module, attr)
+            setattr(module, attr, tuple(after) if isinstance(current, tuple) else after)
     return edit
 
 
