@@ -120,8 +120,45 @@ def plan_of(ctx) -> dict:
         if keep is not None:
             _add_tensor(tensors, names, param.target, param.axis, keep, blockers)
     layers += _norms_from_tensors(tensors, names)
-    blockers += _code_changes(ctx)
-    return _assemble(ctx, names, layers, tensors, blockers)
+    code, fixes = _code_changes(ctx)
+    plan = _assemble(ctx, names, layers, tensors, blockers + code)
+    if code and not blockers:
+        _try_forward(ctx, plan, code, fixes)
+    return plan
+
+
+def _try_forward(ctx, plan: dict, code: list, fixes: list) -> None:
+    """Constants of ``forward`` changed with the cut (a channel count in a reshape, the
+    number of heads): the model's own code may follow them — ``reshape(B, T, -1)``, sizes
+    read from the input — or not (``reshape(B, N, self.dim)``). Find out: rebuild a copy
+    of the model from the plan, load the pruned weights and compare it with the pruned
+    module on verify's inputs. Followed, the constants stop being blockers and the plan
+    records the check; not followed, the blockers say what went wrong."""
+    import copy
+
+    from pruneql.graph.compare import compare
+
+    inputs = ctx.traced.get("inputs") or ctx.example_inputs
+    trial = dict(plan, blockers=[], attributes=fixes)
+    try:
+        mine = apply(trial, copy.deepcopy(ctx.model), ctx.pruned.state_dict()).eval()
+        with torch.no_grad():
+            found = compare(ctx.pruned.eval()(*inputs), mine(*inputs))
+        problem = found.failed
+    except Exception as exc:             # the model's own code, on a trial copy
+        problem = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}" \
+            if str(exc).strip() else type(exc).__name__
+    if problem:
+        for blocker in plan["blockers"]:
+            blocker["why"] += f"; rebuilt from the plan, the model's forward() fails: {problem}"
+        return
+    plan["blockers"] = []
+    plan["attributes"] = fixes
+    plan["followed"] = [{"where": c["where"], "what": c["why"]} for c in code]
+    plan["checked"] = {"batch": int(inputs[0].shape[0]), "max_rel_error": found.max_error,
+                       "why": "constants of forward() change with the cut; a copy of the "
+                              "model rebuilt from this plan computes what the pruned module "
+                              "computes"}
 
 
 def _assemble(ctx, names, layers: list, tensors: dict, blockers: list) -> dict:
@@ -325,13 +362,18 @@ def _norm_classes() -> tuple:
     return NORM_MODULES + (nn.PReLU, nn.LayerNorm, nn.RMSNorm)
 
 
-def _code_changes(ctx) -> list:
+def _code_changes(ctx) -> tuple:
     """Constants of ``forward`` that the cut rewrites (channel padding, slices, split
-    sizes, literal view sizes, group counts): a model's own code cannot follow them."""
+    sizes, literal view sizes, group counts, an RMSNorm's eps): ``(changes, fixes)``,
+    where ``fixes`` are the module attributes that likely hold those constants
+    (``num_heads``, ``eps``: the one attribute of the calling module with the old value)
+    — ``_try_forward`` finds out whether the model's code follows with them."""
     after = {n.name: n for n in ctx.pruned.graph.nodes}
-    found = []
+    found, fixes = [], {}
     for node in ctx.gm.graph.nodes:
         key = next((k for k in _CODE_META if k in node.meta), None)
+        if key is None and "pruneql.rms" in node.meta and node.users:
+            node, key = next(iter(node.users)), "pruneql.rms"
         if key is None:
             continue
         new = after.get(node.name)
@@ -340,9 +382,55 @@ def _code_changes(ctx) -> list:
         else:
             changed = new is None or _constants(new) != _constants(node)
         if changed:
-            found.append({"where": node.name, "why": f"{_CODE_META[key]} in forward() "
-                          f"changes with the cut ({node.format_node()})"})
-    return found
+            what = _CODE_META.get(key, "the eps of an RMSNorm over pruned channels")
+            found.append({"where": node.name, "why": f"{what} in forward() changes with the "
+                          f"cut ({node.format_node()})"})
+            if new is not None:
+                _propose(ctx, node, new, fixes)
+    return found, [f for f in fixes.values() if f is not None]
+
+
+def _propose(ctx, node, new, fixes: dict) -> None:
+    """The owner module's one attribute equal to each changed literal of ``node``."""
+    stack = node.meta.get("nn_module_stack") or {}
+    owner = next(reversed(stack.values()), (None,))[0] if stack else None
+    owner = _path(owner)
+    try:
+        module = ctx.model.get_submodule(owner) if owner else None
+    except AttributeError:
+        module = None
+    if module is None:
+        return
+    old_values, new_values = _scalars(_constants(node)), _scalars(_constants(new))
+    if len(old_values) != len(new_values):
+        return
+    for old, value in zip(old_values, new_values):
+        if old is None or value is None or old == value:
+            continue
+        names = [k for k, v in vars(module).items() if type(v) is type(old) and v == old]
+        if len(names) != 1:
+            continue
+        key = (owner, names[0])
+        fix = {"module": owner, "name": names[0], "before": old, "after": value}
+        if key in fixes and fixes[key] != fix:
+            fixes[key] = None               # two different new values: no guess
+        else:
+            fixes.setdefault(key, fix)
+
+
+def _path(owner):
+    """A module path as fx or torch.export records it (``L['self'].layers[0]`` too)."""
+    if not owner:
+        return owner
+    owner = re.sub(r"^L\['self'\]\.?", "", owner)
+    return re.sub(r"\[(\d+)\]", r".\1", owner).strip(".")
+
+
+def _scalars(value) -> list:
+    """The literals of a constants tuple in order (None where a node or other object is)."""
+    if isinstance(value, tuple):
+        return [s for v in value for s in _scalars(v)]
+    return [value if type(value) in (int, float) else None]
 
 
 def _constants(node) -> tuple:
@@ -462,6 +550,7 @@ def apply(plan, model: nn.Module, state_dict: dict | None = None) -> nn.Module:
     _check_model(plan, model)
     edits = [_layer_edit(model, entry) for entry in plan["layers"]]
     edits += [_tensor_edit(model, entry) for entry in plan["tensors"]]
+    edits += [_attribute_edit(model, entry) for entry in plan.get("attributes", [])]
     for edit in edits:      # every entry checked before anything changes
         edit()
     if state_dict is not None:
@@ -531,6 +620,20 @@ def _layer_edit(model: nn.Module, entry: dict):
             current = getattr(module, attr)
             setattr(module, attr, tuple(after) if isinstance(current, tuple) else after)
     return edit
+
+
+def _attribute_edit(model: nn.Module, entry: dict):
+    """A constant of ``forward`` held by a module attribute (``num_heads``, ``eps``)."""
+    name, attr = entry["module"], entry["name"]
+    try:
+        module = model.get_submodule(name) if name else model
+    except AttributeError:
+        raise ReplayError(f"the model has no module '{name}'") from None
+    if getattr(module, attr, None) != entry["before"]:
+        raise ReplayError(f"cannot rebuild '{name}': its {attr} is "
+                          f"{getattr(module, attr, None)!r}, the plan expects "
+                          f"{entry['before']!r}")
+    return lambda: setattr(module, attr, entry["after"])
 
 
 def _tensor_edit(model: nn.Module, entry: dict):

@@ -187,6 +187,33 @@ def test_an_embedding_replays_by_its_columns():
     torch.testing.assert_close(mine.eval()(x), result.module(x), rtol=1e-5, atol=1e-6)
 
 
+def test_a_llama_with_heads_and_hidden_width_pruned_replays_with_its_attributes():
+    # heads (reshape sizes read from the input: the model's code follows them) and the
+    # hidden width (each RMSNorm's eps must scale by n/n'; it is an attribute of the norm):
+    # compile tries the model rebuilt from the plan and records that it matched
+    spec = ("model llama_tiny; input 16; prune q_proj by l2 keep 0.5 heads; "
+            "prune embed_tokens by l2 keep 0.75")
+    result = pruneql.compile(spec)
+    plan = json.loads(replay.dumps(result.plan))
+    assert plan["blockers"] == [] and plan["checked"]["max_rel_error"] <= 1e-5
+    eps = {(a["module"], a["name"]): (a["before"], a["after"]) for a in plan["attributes"]}
+    assert eps[("model.norm", "variance_epsilon")] == pytest.approx((1e-6, 1e-6 * 128 / 96))
+    mine = pruneql.apply(plan, zoo.build("llama_tiny", seed=3))
+    mine.load_state_dict(result.state_dict())
+    assert mine.model.norm.variance_epsilon == pytest.approx(1e-6 * 128 / 96)
+    tokens = torch.randint(0, 100, (3, 16), generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(mine.eval()(tokens), result.module(tokens), rtol=1e-5, atol=1e-6)
+
+
+def test_a_vit_whose_forward_cannot_follow_its_heads_is_refused_with_what_failed():
+    result = pruneql.compile("model vit_tiny; prune qkv by l2 keep 0.5 heads")
+    assert result.plan["blockers"] and "attributes" not in result.plan
+    assert all("rebuilt from the plan, the model's forward() fails" in b["why"]
+               for b in result.plan["blockers"])
+    with pytest.raises(replay.ReplayError, match="cannot be replayed on the model's own code"):
+        pruneql.apply(result.plan, zoo.build("vit_tiny"))
+
+
 def test_a_zoo_resnet_replays():
     spec = "model resnet18; input 3x32x32; prune ** by l1 keep 0.5 round 8; skip /conv1"
     result = pruneql.compile(spec)
