@@ -134,6 +134,13 @@ class Result:
     def state_dict(self) -> dict:
         """The pruned weights under the compiled model's own names: what a model rebuilt
         with ``pruneql.apply(result.plan, model)`` loads with ``load_state_dict``."""
+        blockers = self.plan.get("blockers") if self.plan else None
+        if blockers:
+            raise replay.ReplayError(
+                "the pruned weights do not fit the model's own class: "
+                + "; ".join(f"{b['where']}: {b['why']}" for b in blockers[:2])
+                + (f" (and {len(blockers) - 2} more)" if len(blockers) > 2 else ""),
+                hint="use the pruned module itself (result.module) or the emitted model")
         state = {**self.unused_state}
         renames = self.plan["renames"] if self.plan else {}
         for key, value in self.module.state_dict().items():

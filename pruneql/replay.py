@@ -98,6 +98,11 @@ def plan_of(ctx) -> dict:
     """
     names = _Names(ctx)
     layers, tensors, blockers = [], {}, []
+    transposed = {n.target for n in ctx.gm.graph.nodes if n.meta.get("pruneql.transposed")}
+    blockers += [{"where": name, "why": "a layer that stores its weight as (in, out) "
+                  "(Hugging Face's Conv1D), held transposed by the compiled graph: its "
+                  "weights do not load into the model's own layer"}
+                 for name in sorted(transposed)]
     for layer in ctx.analysis.layers.values():
         if layer.functional:       # frozen, or a fixed depthwise filter sliced as tensors
             continue

@@ -158,3 +158,55 @@ def test_llama_hidden_width_is_exact_and_tied_head_stays_tied():
     assert module.get_parameter("lm_head.weight") is \
         module.get_parameter("model.embed_tokens.weight")
     assert module.get_parameter("model.norm.weight").shape == (96,)
+
+
+# ---- Hugging Face's Conv1D: a linear layer that stores its weight as (in, out) -------------
+
+class Conv1D(torch.nn.Module):
+    """GPT-2's layer: ``addmm(b, x.view(-1, in), w)`` with ``w`` (in, out)."""
+
+    def __init__(self, n_out, n_in):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.randn(n_in, n_out) * 0.2)
+        self.bias = torch.nn.Parameter(torch.randn(n_out) * 0.1)
+
+    def forward(self, x):
+        rows = torch.addmm(self.bias, x.view(-1, x.size(-1)), self.weight)
+        return rows.view(x.size()[:-1] + (self.weight.size(-1),))
+
+
+class GPT2ishMLP(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.wte = torch.nn.Embedding(50, 16)
+        self.c_fc, self.c_proj = Conv1D(64, 16), Conv1D(16, 64)
+        self.head = torch.nn.Linear(16, 50)
+
+    def forward(self, tokens):
+        h = self.wte(tokens)
+        h = h + self.c_proj(torch.nn.functional.gelu(self.c_fc(h)))
+        return self.head(h)
+
+
+@pytest.mark.parametrize("frontend", ["symbolic", "export"])
+def test_conv1d_layers_prune_verify_and_count_every_token(frontend):
+    torch.manual_seed(0)
+    model = GPT2ishMLP().eval()
+    tokens = torch.randint(0, 50, (1, 12), generator=torch.Generator().manual_seed(0))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    result = pruneql.compile(f"trace {frontend}; prune c_fc by l1 keep 0.5", model,
+                             example_inputs=tokens)
+    report = result.report.to_dict()
+    assert report["verify"]["passed"] and report["frontend"] == frontend
+    fc = next(layer for layer in report["layers"] if layer["name"] == "c_fc")
+    assert fc["out_channels"] == [64, 32] and fc["kind"] == "linear"
+    # FLOPs count every token of the folded (tokens, features) rows, as torch's counter does
+    assert report["before"]["flops"] == counted_macs(model, tokens) == 12 * (16 * 64 * 2 + 16 * 50)
+    assert report["after"]["flops"] == counted_macs(result.module, tokens)
+    x = torch.randint(0, 50, (3, 12))
+    torch.testing.assert_close(result.module(x), model(x), rtol=0.5, atol=10.0)  # runs, shape
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    # the user's Conv1D keeps its (in, out) layout: the plan cannot replay onto it
+    assert any("(in, out)" in b["why"] for b in result.plan["blockers"])
+    with pytest.raises(pruneql.PruneQLError, match="do not fit the model's own class"):
+        result.state_dict()

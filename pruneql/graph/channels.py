@@ -17,6 +17,7 @@ import networkx as nx
 import numpy as np
 from torch import fx, nn
 
+from pruneql.graph.flops import batch_of
 from pruneql.graph.walk import Walker
 
 
@@ -35,6 +36,7 @@ class Layer:
     index: int | None = None       # Li et al.'s numbering: convs other than 1x1, 1-based
     more_calls: list = field(default_factory=list)   # (in, out shape) of later calls
     functional: bool = False       # an F.conv2d/F.linear call (frozen): module describes it
+    batch: int = 1                 # the batch size the shapes were recorded at
 
     def attributes(self) -> dict:
         """The attributes a recipe's ``where`` predicate may test."""
@@ -71,7 +73,8 @@ def _call_flops(layer: Layer, in_shape, out_shape, n_in, n_out) -> int:
         return 0     # an embedding looks rows up: no multiply-adds
     m = layer.module
     n_in = m.in_channels if layer.kind in ("conv", "convT") and n_in is None else n_in
-    n_out = out_shape[1] if n_out is None else n_out
+    if layer.kind in ("conv", "convT") and n_out is None:
+        n_out = out_shape[1]
     if layer.kind == "convT":       # every input pixel is scattered through the kernel
         spatial = int(np.prod(in_shape[2:]))
         return int(n_in * spatial * (n_out // m.groups) * int(np.prod(m.kernel_size)))
@@ -81,7 +84,9 @@ def _call_flops(layer: Layer, in_shape, out_shape, n_in, n_out) -> int:
         return int(n_out * spatial * (n_in // groups) * int(np.prod(m.kernel_size)))
     n_in = m.in_features if n_in is None else n_in
     n_out = m.out_features if n_out is None else n_out
-    lead = int(np.prod(out_shape[1:-1])) if len(out_shape) > 2 else 1
+    # every row of a linear's input, per example: (B, T, C), or (B*T, C) after a view
+    # that folds the tokens into the batch (Hugging Face's Conv1D)
+    lead = max(1, int(np.prod(out_shape[:-1])) // max(1, layer.batch))
     return int(n_out * n_in * lead)
 
 
@@ -244,7 +249,7 @@ def analyze(gm: fx.GraphModule, splits: dict | None = None,
     pinned: dict[int, str] = {}
     for elem, reason in walker.pins.items():
         pinned.setdefault(int(classes[elem]), reason)
-    layers = _collect_layers(walker)
+    layers = _collect_layers(walker, batch_of(gm))
     _number_layers(layers)
     groups = _build_groups(layers, classes, pinned)
     _label_units(groups, classes, walker.units)
@@ -253,7 +258,7 @@ def analyze(gm: fx.GraphModule, splits: dict | None = None,
                            params=walker.params, element_kinds=walker.kinds)
 
 
-def _collect_layers(walker: Walker) -> dict:
+def _collect_layers(walker: Walker, batch: int) -> dict:
     """One Layer per module; a module called again adds the shapes of that call."""
     layers = {}
     for node, kind, in_ids, out_ids, name, module in walker.calls:
@@ -269,7 +274,7 @@ def _collect_layers(walker: Walker) -> dict:
             name=name, node=node.name, kind=kind,
             module=module if module is not None else walker.modules[node.target],
             in_elems=in_ids, out_elems=out_ids, in_shape=in_shape, out_shape=out_shape,
-            functional=module is not None)
+            functional=module is not None, batch=batch)
     return layers
 
 

@@ -161,6 +161,7 @@ _TABLE = {
     "stack": _function(torch.stack, "tensors", "dim"),
     "matmul": _function(torch.matmul, "self", "other"),
     "bmm": _function(torch.bmm, "self", "mat2"), "mm": _function(torch.mm, "self", "mat2"),
+    "addmm": _function(torch.addmm, "self", "mat1", "mat2", keywords=("beta", "alpha")),
     "einsum": _function(torch.einsum, "equation", "tensors"),
     "embedding": _function(F.embedding, "indices", "weight"),
     "split_with_sizes": _method("split", "self", "split_sizes", "dim"),

@@ -2,12 +2,16 @@
 module calls, so the rest of the compiler treats functional and module layers alike.
 
 The new module (named ``<owner>.conv2d``, ``<owner>.linear``, ...) takes over the
-parameters. Calls whose weights are computed, shared, used elsewhere, or owned by a
+parameters. ``torch.addmm(b, x, w)`` on parameters — Hugging Face's ``Conv1D``, a linear
+layer that stores its weight as (in, out) — becomes an ``nn.Linear`` holding the
+transposed weight; its node is marked ``pruneql.transposed`` (a plan cannot replay it
+onto the model's own class, whose layer keeps the other layout). Calls whose weights are computed, shared, used elsewhere, or owned by a
 module the graph also calls (whose own forward may read them) stay as they are; the
 channel analysis freezes them with the reason.
 """
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
@@ -37,6 +41,8 @@ def modularize(gm: fx.GraphModule) -> fx.GraphModule:
     for node in list(gm.graph.nodes):
         if node.op == "call_function" and node.target in _FUNCTIONAL:
             changed |= _modularize_call(gm, node, called)
+        elif node.op == "call_function" and node.target is torch.addmm:
+            changed |= _modularize_addmm(gm, node, called)
     if changed:
         gm.graph.lint()
         gm.recompile()
@@ -70,6 +76,53 @@ def _modularize_call(gm: fx.GraphModule, node: fx.Node, called: set) -> bool:
     for p in params:
         gm.graph.erase_node(p)
     return True
+
+
+def _modularize_addmm(gm: fx.GraphModule, node: fx.Node, called: set) -> bool:
+    """``addmm(b, x, w)`` = ``x @ w + b`` with ``w`` (in, out) and ``b`` (out,) parameters
+    and beta = alpha = 1: a Linear with weight ``wᵀ``."""
+    call = {**dict(zip(("bias", "input", "weight"), node.args)), **node.kwargs}
+    if call.get("beta", 1) != 1 or call.get("alpha", 1) != 1:
+        return False
+    params = [call.get("weight"), call.get("bias")]
+    if not all(isinstance(p, fx.Node) and p.op == "get_attr" for p in params) or \
+            any(_inside_called(p.target, called) for p in params):
+        return False
+    sizes = [u for u in params[0].users if u is not node]
+    if len(params[1].users) != 1 or not all(_size_query(u) is not None for u in sizes):
+        return False
+    weight, bias = (_attr(gm, p.target) for p in params)
+    if not (isinstance(weight, nn.Parameter) and isinstance(bias, nn.Parameter)
+            and weight.dim() == 2 and bias.dim() == 1 and bias.shape[0] == weight.shape[1]):
+        return False
+    module = nn.Linear(weight.shape[0], weight.shape[1], device="meta")
+    module.weight = nn.Parameter(weight.detach().t().contiguous(),
+                                 requires_grad=weight.requires_grad)
+    module.bias = bias
+    owner = params[0].target.rpartition(".")[0]
+    with gm.graph.inserting_before(node):
+        replacement = gm.graph.call_module(_place(gm, owner, params, module, node),
+                                           (call["input"],))
+    replacement.meta.update(node.meta)
+    replacement.meta["pruneql.transposed"] = True
+    for query in sizes:      # w.size(-1) is the output's width, w.size(0) the input's
+        source = replacement if _size_query(query) in (1, -1) else call["input"]
+        query.args = (source, -1)
+        query.kwargs = {}
+    node.replace_all_uses_with(replacement)
+    gm.graph.erase_node(node)
+    for p in params:
+        gm.graph.erase_node(p)
+    return True
+
+
+def _size_query(node: fx.Node):
+    """The dim of ``w.size(dim)`` (``node``), else None."""
+    if node.op != "call_method" or node.target != "size" or len(node.args) + \
+            len(node.kwargs) != 2:
+        return None
+    dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+    return dim if dim in (0, 1, -1, -2) else None
 
 
 def _module_for(fn, call: dict, tensors: list):

@@ -265,10 +265,12 @@ class Walker:
             size = module.in_channels if kind == "conv" else module.in_features
             self.add_call(node, kind, self.frozen_input(node, size, reason))
 
-    def add_call(self, node, kind: str, in_ids, out_ids=None, name=None, module=None) -> None:
-        """Record a layer; its output ids are the node's space unless given; a functional
-        layer comes with a name and a module describing it."""
-        if out_ids is None:
+    def add_call(self, node, kind: str, in_ids, out_ids=None, name=None, module=None,
+                 from_space: bool = True) -> None:
+        """Record a layer; its output ids are the node's space unless given (or
+        ``from_space`` is False); a functional layer comes with a name and a module
+        describing it."""
+        if out_ids is None and from_space:
             space = self.spaces.get(node.name)
             out_ids = space.flat() if space is not None else None
         self.calls.append((node, kind, in_ids, out_ids, name, module))
@@ -347,8 +349,11 @@ class Walker:
         in_ids = self.frozen_input(node, module.in_channels if kind == "conv"
                                    else module.in_features, reason)
         out = self.space(node)
-        self.add_call(node, kind, in_ids, out.flat() if out is not None else None,
-                      name=name, module=module)
+        out = out.flat() if out is not None else None
+        width = module.out_channels if kind == "conv" else module.out_features
+        mine = out is not None and len(out) == width   # else: not this layer's features
+        self.add_call(node, kind, in_ids, out if mine else None, name=name, module=module,
+                      from_space=mine)
 
     def spatial(self, node) -> None:
         """Pooling, resizing, spatial padding: each channel of an (N, C, ...) tensor alone,
