@@ -251,7 +251,9 @@ def _plain(value):
 
 
 def _indices(keep) -> list | None:
-    return None if keep is None else [int(i) for i in keep]
+    if keep is None:
+        return None
+    return [int(i) for i in (keep.tolist() if hasattr(keep, "tolist") else keep)]
 
 
 def _conv_shape(m, n_in, n_out) -> tuple:
