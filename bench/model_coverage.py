@@ -902,6 +902,7 @@ def main(argv=None) -> int:
         if args.json and args.merge and os.path.exists(args.json):
             records = merged(args.json, records, meta)
         if args.json:
+            os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
             with open(args.json, "w", encoding="utf-8") as f:
                 json.dump({"meta": meta, "records": records}, f, indent=1, default=str)
     compared = None
