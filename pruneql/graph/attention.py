@@ -142,6 +142,9 @@ def _producer(split: fx.Node) -> str | None:
     for _ in range(8):
         if node.op == "call_module":
             return node.target
+        if node.target is operator.getitem and isinstance(node.args[0], fx.Node):
+            node = node.args[0]         # one part of a split/chunk/unbind (a tuple)
+            continue
         inputs = [a for a in node.all_input_nodes if a.meta.get("pruneql.shape")]
         if len(inputs) != 1:
             return None
