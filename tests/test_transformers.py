@@ -210,3 +210,42 @@ def test_conv1d_layers_prune_verify_and_count_every_token(frontend):
     assert any("(in, out)" in b["why"] for b in result.plan["blockers"])
     with pytest.raises(pruneql.PruneQLError, match="do not fit the model's own class"):
         result.state_dict()
+
+
+class SplitQKV(torch.nn.Module):
+    """GPT-2's attention layout: one fused projection split into q, k, v by size."""
+
+    def __init__(self, dim=16, heads=4):
+        super().__init__()
+        self.heads, self.dim, self.wte = heads, dim, torch.nn.Embedding(20, dim)
+        self.c_attn, self.c_proj = torch.nn.Linear(dim, 3 * dim), torch.nn.Linear(dim, dim)
+
+    def forward(self, tokens):
+        x = self.wte(tokens)
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(self.dim, dim=2)
+        q, k, v = (t.view(B, T, self.heads, C // self.heads).transpose(1, 2) for t in (q, k, v))
+        out = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+        return self.c_proj(out.transpose(1, 2).reshape(B, T, -1))
+
+
+@pytest.mark.parametrize("unit", ["heads", "head_dims"])
+def test_a_projection_split_by_size_prunes_heads_and_head_dims(unit):
+    torch.manual_seed(0)
+    model = SplitQKV().eval()
+    x = torch.randint(0, 20, (1, 5), generator=torch.Generator().manual_seed(1))
+    result = pruneql.compile(f"prune c_attn by l2 keep 0.5 {unit}", model, example_inputs=x)
+    report = result.report.to_dict()
+    assert report["verify"]["passed"]
+    group = next(g for g in report["groups"] if g["producers"] == ["c_attn"])
+    assert group["unit"] == unit and group["units"] == {"before": 8 if unit == "head_dims"
+                                                        else 4, "after": 4 if unit ==
+                                                        "head_dims" else 2}
+    v = result.module.c_proj.in_features          # value features per head x heads
+    qk = (result.module.c_attn.out_features - v) // 2
+    if unit == "heads":                           # 2 whole heads of 4 dims: q, k, v alike
+        assert qk == v == 8
+    else:                                         # 4 dims kept: q/k dims and v dims, per head
+        assert qk % 4 == v % 4 == 0 and qk // 4 + v // 4 == 4
+    tokens = torch.randint(0, 20, (3, 5))
+    assert result.module(tokens).shape == model(tokens).shape
