@@ -116,6 +116,16 @@ def _batch_size(targets, outputs) -> int:
     return len(first_tensor(outputs))
 
 
+def _loss_terms(task: Task, targets, n: int) -> int:
+    """How many terms ``task.loss(..., reduction="sum")`` added: the targets that count
+    (not ``ignore_index``) for ``lm`` and ``segmentation``, else the examples."""
+    if task.name in ("lm", "segmentation") and task.custom_loss is None:
+        if task.ignore_index is not None:
+            return int((targets != task.ignore_index).sum())
+        return int(targets.numel())
+    return n
+
+
 class Meter:
     """Accumulates a task's metrics over batches: ``add(outputs, targets)``, ``result()``."""
 
@@ -123,6 +133,7 @@ class Meter:
         self.task = task
         self.loss = 0.0
         self.count = 0
+        self.terms = 0          # what the summed loss averages over: examples, tokens, pixels
         self.correct = 0
         self.custom = 0.0
         self.confusion = None
@@ -132,6 +143,7 @@ class Meter:
         task = self.task
         n = _batch_size(targets, outputs)
         self.loss += float(task.loss(outputs, targets, reduction="sum"))
+        self.terms += _loss_terms(task, targets, n)
         if task.custom_metric is not None:
             self.custom += float(task.custom_metric(outputs, targets)) * n
         elif task.name == "segmentation":
@@ -155,8 +167,10 @@ class Meter:
         self.confusion = counts if self.confusion is None else self.confusion + counts
 
     def result(self) -> dict:
-        """``{metric: value, "loss": mean loss, ...}`` (the task's metric first)."""
-        loss = self.loss / max(self.count, 1)
+        """``{metric: value, "loss": mean loss, ...}`` (the task's metric first); the loss
+        is the mean per example, per token (``lm``) or per pixel (``segmentation``), as
+        training minimises it."""
+        loss = self.loss / max(self.terms, 1)
         task = self.task
         if task.custom_metric is not None:
             return {"metric": self.custom / max(self.count, 1), "loss": loss}

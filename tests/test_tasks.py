@@ -114,3 +114,27 @@ def test_a_python_task_brings_its_own_loss_and_metric():
     report = result.report.to_dict()
     assert report["evaluation"]["task"] == "python" and report["evaluation"]["metric"] == "metric"
     assert report["accuracy"]["finetuned"] > report["accuracy"]["pruned"]   # lower MSE
+
+
+@pytest.mark.parametrize("name,shape,classes", [("lm", (3, 7), 11), ("segmentation", (2, 4, 5), 3)])
+def test_the_reported_loss_is_the_mean_per_token_or_pixel(name, shape, classes):
+    """Summed over two batches, the meter's loss is what F.cross_entropy averages over the
+    tokens (pixels) that count — not a per-sequence (per-image) sum."""
+    task = Task.named(name)
+    g = torch.Generator().manual_seed(0)
+    meter, outs, targets = task.meter(), [], []
+    for _ in range(2):
+        if name == "lm":
+            out = torch.randn(*shape, classes, generator=g)
+            y = torch.randint(0, classes, shape, generator=g)
+        else:
+            out = torch.randn(shape[0], classes, *shape[1:], generator=g)
+            y = torch.randint(0, classes, shape, generator=g)
+        y.view(-1)[0] = task.ignore_index          # ignored: not a term of the mean
+        meter.add(out, y)
+        outs.append(out), targets.append(y)
+    out, y = torch.cat(outs), torch.cat(targets)
+    if name == "lm":
+        out, y = out.flatten(0, -2), y.flatten()
+    want = torch.nn.functional.cross_entropy(out, y, ignore_index=task.ignore_index)
+    assert meter.result()["loss"] == pytest.approx(float(want), rel=1e-6)
