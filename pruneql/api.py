@@ -274,11 +274,11 @@ def write_sensitivity(rows: list, prefix: str, force: bool = False) -> list:
 
 
 def demo(output: str, force: bool = False, progress: Progress | None = None,
-         hooks: tuple = ()) -> dict:
-    """`pruneql demo`: the bundled digits CNN pruned end to end (see :mod:`pruneql.demo`)."""
+         hooks: tuple = (), model: str = "digits_cnn") -> dict:
+    """`pruneql demo`: a bundled model pruned end to end (see :mod:`pruneql.demo`)."""
     from pruneql.demo import demo as run_demo
 
-    return run_demo(output, force=force, progress=progress, hooks=hooks)
+    return run_demo(output, force=force, progress=progress, hooks=hooks, model=model)
 
 
 def zoo_entries() -> list:

@@ -306,12 +306,17 @@ def _distinct(output: str, plan_out: str | None) -> None:
 def demo(output: Annotated[Optional[str], typer.Option(
             "-o", "--output", help="where to write the pruned TorchScript model "
                                    "(default: pruneql-demo.pt in a new temporary folder)")] = None,
-         force: Force = False, as_json: AsJson = False) -> None:
-    """Prune the bundled digits CNN end to end (Taylor, fine-tuning), no download."""
+         force: Force = False, as_json: AsJson = False,
+         model: Annotated[str, typer.Option(
+             "--model", help="digits_cnn (a trained CNN: Taylor, half the channels) or "
+                             "llama_tiny (a small Llama trained first on the bundled "
+                             "corpus: heads, MLP and hidden width)")] = "digits_cnn") -> None:
+    """Prune a bundled model end to end (verified, fine-tuned, measured), no download."""
     target = output or os.path.join(tempfile.mkdtemp(prefix="pruneql-demo-"), "pruneql-demo.pt")
     with _guard(as_json):
         with _live(as_json) as (progress, hooks):
-            report = api.demo(target, force=force, progress=progress, hooks=hooks)
+            report = api.demo(target, force=force, progress=progress, hooks=hooks,
+                              model=model)
     if as_json:
         _print_json(report)
         return

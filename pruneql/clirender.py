@@ -129,11 +129,19 @@ def target_line(target: dict) -> str:
 
 
 def demo_table(report: dict) -> Table:
-    table = Table("digits_cnn", "before", "after", "change", title="pruneql demo")
+    table = Table(report.get("model", "digits_cnn"), "before", "after", "change",
+                  title="pruneql demo")
     acc = report["accuracy"]
-    table.add_row("val accuracy", f"{acc['before']:.2%}",
+    metric = report.get("evaluation", {}).get("metric", "accuracy").replace("_", " ")
+    table.add_row(f"val {metric}", f"{acc['before']:.2%}",
                   f"{acc['finetuned']:.2%} (pruned, not fine-tuned: {acc['pruned']:.2%})",
                   f"{100 * (acc['finetuned'] - acc['before']):+.2f} pt")
+    evaluation = report.get("evaluation", {})
+    if "perplexity" in evaluation.get("before", {}):
+        ppl = {k: evaluation[k]["perplexity"] for k in ("before", "pruned", "finetuned")}
+        table.add_row("val perplexity", f"{ppl['before']:.2f}",
+                      f"{ppl['finetuned']:.2f} (pruned, not fine-tuned: {ppl['pruned']:.2f})",
+                      f"{ppl['finetuned'] / ppl['before']:.2f}×")
     for key, label in (("flops", "FLOPs (MACs)"), ("params", "params")):
         b, a = report["before"][key], report["after"][key]
         table.add_row(label, f"{b:,}", f"{a:,}", f"{100 * (a / b - 1):+.1f}%")

@@ -31,11 +31,12 @@ def median_ms(fn, repeats: int = 7, warmup: int = 2) -> float:
 
 @torch.inference_mode()
 def compare(before: torch.nn.Module, after: torch.nn.Module, shape: tuple,
-            batches: tuple = (1, 256), repeats: int = 15) -> dict:
-    """Median ms per forward pass of two models, timed alternately in one run."""
+            batches: tuple = (1, 256), repeats: int = 15, make=None) -> dict:
+    """Median ms per forward pass of two models, timed alternately in one run, on
+    ``make(batch)`` (default: a random float tensor of ``(batch, *shape)``)."""
     found = {}
     for batch in batches:
-        x = torch.randn(batch, *shape)
+        x = make(batch) if make is not None else torch.randn(batch, *shape)
         times = {"before": [], "after": []}
         for model in (before, after):       # warm-up
             model.eval()(x)

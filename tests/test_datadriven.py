@@ -50,6 +50,32 @@ def test_demo_is_deterministic(demo_report, tmp_path):
         assert again[key] == demo_report[key]
 
 
+def test_llama_demo_trains_prunes_exactly_and_recovers(tmp_path):
+    """`pruneql demo --model llama_tiny`: the dense model is trained first (no checkpoint
+    ships), then heads, MLP and hidden width go, verified exactly, and one epoch of
+    fine-tuning brings the perplexity back near the dense model's."""
+    result = runner.invoke(app, ["demo", "--model", "llama_tiny", "--json",
+                                 "-o", str(tmp_path / "llama.pt")])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    ppl = {k: report["evaluation"][k]["perplexity"] for k in ("before", "pruned", "finetuned")}
+    assert report["evaluation"]["metric"] == "token_accuracy"
+    assert ppl["before"] < 4 < 2 * ppl["before"] < ppl["pruned"]   # trained; pruning hurts
+    assert ppl["finetuned"] < 1.2 * ppl["before"]                   # and recovers
+    assert report["pretraining"]["val"]["perplexity"] == pytest.approx(ppl["before"])
+    assert report["verify"]["passed"] and report["verify"]["max_rel_error"] <= 1e-5
+    assert report["after"]["flops"] < 0.5 * report["before"]["flops"]
+    loaded = torch.jit.load(report["output"])
+    tokens = torch.randint(0, 256, (2, 64))
+    assert loaded(tokens).shape == (2, 64, 256)
+    assert sum(p.numel() for p in loaded.parameters()) == report["after"]["params"]
+
+
+def test_an_unknown_demo_is_refused():
+    result = runner.invoke(app, ["demo", "--model", "resnet50"])
+    assert result.exit_code == 1 and "there is no demo of 'resnet50'" in result.output
+
+
 def test_demo_cli_json(tmp_path):
     result = runner.invoke(app, ["demo", "--json", "-o", str(tmp_path / "d.pt")])
     assert result.exit_code == 0, result.output
