@@ -343,6 +343,45 @@ def test_every_linear_is_a_layer_and_attention_flops_count():
     assert report["before"]["flops"] == pytest.approx(counted_macs(TokenMixer(), X), rel=0.01)
 
 
+class LeafEncoder(nn.Module):
+    """A conv stem, then torch's own encoder layer (a leaf of symbolic tracing: one call
+    that hides its attention and MLP)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.mix = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 16, 1)
+        self.enc = nn.TransformerEncoderLayer(16, 4, 32, batch_first=True, dropout=0.0)
+        self.head = nn.Linear(16, 5)
+
+    def forward(self, x):
+        t = self.mix(torch.relu(self.stem(x))).flatten(2).transpose(1, 2)
+        return self.head(self.enc(t).mean(1))
+
+
+@pytest.mark.parametrize("trace", ["symbolic", "auto"])
+def test_a_leaf_module_hiding_layers_is_counted_and_auto_looks_inside(trace):
+    torch.manual_seed(0)
+    model = LeafEncoder().eval()
+    report = _report(f"trace {trace}; prune stem by l1 keep 0.5", model)
+    # by hand: stem 13,824 + mix 8,192 + head 80 MACs; the encoder over 64 tokens of 16
+    # features: in/out projections 65,536, q·kᵀ and attn·v 131,072, MLP 65,536
+    assert report["before"]["flops"] == 13_824 + 8_192 + 80 + 65_536 + 131_072 + 65_536
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+    with torch.enable_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(
+            display=False) as counter:     # off the eval fast path, which it cannot see
+        model(X)
+    assert report["before"]["flops"] == counter.get_total_flops() // 2
+    assert report["after"]["flops"] < report["before"]["flops"]
+    if trace == "symbolic":      # the encoder is one call: counted, its channels frozen
+        assert any(row["op"] == "TransformerEncoderLayer" for row in report["matmuls"])
+        assert report["frontend"] == "symbolic"
+    else:                        # torch.export decomposes it: its MLP width is prunable
+        assert report["frontend"] == "export"
+        assert any(g["prunable"] and any("linear" in m for m in g["members"])
+                   for g in report["groups"] if g["producers"] != ["stem"])
+
+
 # ---- 7. the numbers PruneQL reports are honest ------------------------------------------
 
 def _npz(tmp_path, x, y, name="d.npz"):

@@ -40,6 +40,10 @@ def matmul_rows(gm: fx.GraphModule, shape_of=None) -> list:
         macs = node_macs(node, shape_of)
         if macs is not None:
             rows.append({"node": node.name, "op": _op(node), "flops": int(macs // batch)})
+        elif node.meta.get("pruneql.leaf_macs"):      # a module kept as one call (frozen)
+            kind = type(gm.get_submodule(node.target)).__name__
+            rows.append({"node": node.name, "op": kind,
+                         "flops": int(node.meta["pruneql.leaf_macs"] // batch)})
     return rows
 
 

@@ -37,6 +37,17 @@ NORM_MODULES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm
 CONV_MODULES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 CONV_TRANSPOSE_MODULES = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 LINEAR_MODULES = (nn.Linear,)
+# modules the channel analysis models (conv/linear FLOPs are the layer table's); any other
+# module with parameters that a trace keeps as one call (nn.MultiheadAttention, a
+# TransformerEncoderLayer, a custom leaf) is opaque, and its multiply-adds are measured
+MODELLED_MODULES = CONV_MODULES + CONV_TRANSPOSE_MODULES + LINEAR_MODULES + NORM_MODULES + (
+    nn.PReLU, nn.LayerNorm, nn.Embedding)
+
+
+def opaque_leaf(module: nn.Module) -> bool:
+    """Whether ``module``, called as one op, hides parameters the analysis cannot see."""
+    return not isinstance(module, MODELLED_MODULES) and \
+        next(module.parameters(), None) is not None
 
 PASS_FUNCTIONS = {
     F.relu, F.relu6, F.leaky_relu, F.elu, F.selu, F.celu, F.gelu, F.silu, F.mish,

@@ -17,6 +17,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx.passes.shape_prop import ShapeProp
 
 from pruneql.errors import TraceError
+from pruneql.graph.ops import opaque_leaf
 
 _HINT = ("make the module a leaf (it is then treated as an opaque op and its channels are "
          "frozen), or remove data-dependent Python control flow from forward(); check the "
@@ -156,14 +157,35 @@ def _propagate(gm: fx.GraphModule, inputs: tuple, fake_ok: bool):
 
 class _Shapes(fx.Interpreter):
     """Records each node's output shape. Lighter than ShapeProp, which also imports sympy
-    (a third of a second and 45 MiB on a process's first compile)."""
+    (a third of a second and 45 MiB on a process's first compile). A module kept as one
+    call that holds parameters the analysis cannot see into (``opaque_leaf``) also gets
+    its multiply-adds measured (``pruneql.leaf_macs``), so FLOPs count what it runs."""
 
     def run_node(self, n: fx.Node):
         out = super().run_node(n)
+        if n.op == "call_module" and opaque_leaf(self.module.get_submodule(n.target)):
+            n.meta["pruneql.leaf_macs"] = _leaf_macs(self, n)
         tensor = isinstance(out, torch.Tensor)
         n.meta["pruneql.shape"] = tuple(out.shape) if tensor else None
         n.meta["pruneql.dtype"] = out.dtype if tensor else None
         return out
+
+
+def _leaf_macs(interpreter: fx.Interpreter, n: fx.Node) -> int:
+    """Multiply-adds of one call of a leaf module, by torch's FLOP counter: run again with
+    autograd on and attention on its math kernel, so fused fast paths (which the counter
+    cannot see into) are not taken."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    args, kwargs = interpreter.fetch_args_kwargs_from_env(n)
+    counter = FlopCounterMode(display=False)
+    try:
+        with torch.enable_grad(), sdpa_kernel(SDPBackend.MATH), counter:
+            interpreter.module.get_submodule(n.target)(*args, **kwargs)
+    except Exception:        # the measured call differs from the real one: count nothing
+        return 0
+    return int(counter.get_total_flops() // 2)
 
 
 def _first_line(exc: BaseException) -> str:

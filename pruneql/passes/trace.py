@@ -18,6 +18,7 @@ import torch
 from pruneql.errors import TraceError, VerifyError
 from pruneql.graph.compare import compare
 from pruneql.graph.export import export_trace
+from pruneql.graph.ops import opaque_leaf
 from pruneql.graph.trace import propagate_shapes, second_batch, symbolic_trace
 from pruneql.lang import ast
 from pruneql.passes.context import Context
@@ -38,6 +39,8 @@ def trace(ctx: Context) -> Context:
         try:
             ctx.gm, ctx.traced = _traced(ctx, front, batch)
             ctx.traced["failed"] = failures
+            if wanted == "auto" and front == "symbolic":
+                _look_inside(ctx, batch)
             return ctx
         except (TraceError, VerifyError) as exc:
             if isinstance(exc, VerifyError) or len(order) == 1:
@@ -45,6 +48,26 @@ def trace(ctx: Context) -> Context:
             failures.append((front, exc.message))
     raise TraceError("cannot trace the model: " + "; ".join(
         f"{front}: {why}" for front, why in failures), hint=_HINT)
+
+
+def _look_inside(ctx: Context, batch: tuple) -> None:
+    """A symbolic trace that kept modules with parameters as single calls
+    (``nn.MultiheadAttention``, ``nn.TransformerEncoderLayer``): torch.export decomposes
+    them, so the analysis sees their layers. Use its graph when it captures the model."""
+    leaves = [n.target for n in ctx.gm.graph.nodes if n.op == "call_module"
+              and opaque_leaf(ctx.gm.get_submodule(n.target))]
+    if not leaves:
+        return
+    try:
+        gm, traced = _traced(ctx, "export", batch)
+    except (TraceError, VerifyError):
+        return
+    kinds = sorted({type(ctx.gm.get_submodule(t)).__name__ for t in leaves})
+    traced["failed"] = ctx.traced["failed"] + [(
+        "symbolic", f"keeps {', '.join(kinds)} ('{leaves[0]}'"
+                    f"{f' and {len(leaves) - 1} more' if len(leaves) > 1 else ''}) as one "
+                    f"call, hiding its layers; torch.export decomposes it")]
+    ctx.gm, ctx.traced = gm, traced
 
 
 def _mode(ctx: Context) -> str:
