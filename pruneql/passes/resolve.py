@@ -81,9 +81,15 @@ def _wrong_unit(sel, stmt: ast.Prune, found: list, analysis) -> PlanError:
     if have == "channels":
         why = f"'{found[0].name}' is not an attention projection: its groups count channels"
         hint = f"drop '{unit}' from the amount, or select the q/k/v projections"
-    else:
-        why = f"'{found[0].name}' is an attention projection, counted in {have}"
+    elif unit == "channels":
+        why = f"'{found[0].name}' is an attention projection: it loses whole heads or " \
+              f"head dimensions, not single channels"
         hint = f"write the amount in heads or head_dims, e.g. `keep 0.5 {have}`"
+    else:
+        why = f"'{found[0].name}' is an attention projection analysed in {have}: PruneQL " \
+              f"did not find the {unit} split of its block"
+        hint = f"write the amount in {have}, e.g. `keep 0.5 {have}`; see `pruneql plan " \
+               f"--groups`"
     return PlanError(f"the unit '{unit}' does not fit selector '{sel.pattern}': {why}",
                      span=stmt.amount.span or sel.span, hint=hint)
 
