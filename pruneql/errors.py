@@ -129,3 +129,14 @@ class InternalError(PruneQLError):
     """Something PruneQL should have handled: a bug, reported with the pass it hit."""
 
     stage = "internal"
+
+
+def first_line(exc: BaseException, limit: int | None = None, lines: int = 1) -> str:
+    """How an error quotes an exception: the first ``lines`` lines of its message (joined,
+    cut at ``limit`` characters), or its class name when it has none.
+
+    >>> first_line(ValueError("bad shape\\nmore detail")), first_line(KeyError())
+    ('bad shape', 'KeyError')
+    """
+    text = " ".join(str(exc).strip().splitlines()[:lines])[:limit]
+    return text or type(exc).__name__

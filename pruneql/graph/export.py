@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx
 
+from pruneql.errors import first_line
 from pruneql.graph.copying import share_copy
 
 aten = torch.ops.aten
@@ -31,7 +32,7 @@ def export_trace(module: torch.nn.Module, inputs: tuple) -> tuple:
     try:
         program, why = _export(module, inputs, dynamic), None
     except Exception as exc:          # retry without a dynamic batch: plans still work
-        program, why = _export(module, inputs, None), _first_line(exc)
+        program, why = _export(module, inputs, None), first_line(exc)
     unlifted = program.module()
     inline_higher_order(unlifted)
     to_torch_vocabulary(unlifted)
@@ -46,11 +47,6 @@ def _export(module, inputs: tuple, dynamic):
     with torch.no_grad():
         return torch.export.export(share_copy(module).eval(), tuple(inputs),
                                    dynamic_shapes=dynamic, strict=False)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 # ---- higher-order ops ------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from torch import fx
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx.passes.shape_prop import ShapeProp
 
-from pruneql.errors import TraceError
+from pruneql.errors import TraceError, first_line
 from pruneql.graph.ops import opaque_leaf
 
 _HINT = ("make the module a leaf (it is then treated as an opaque op and its channels are "
@@ -83,7 +83,7 @@ def symbolic_trace(module: torch.nn.Module) -> fx.GraphModule:
             graph = tracer.trace(module)
     except Exception as exc:  # fx raises many kinds; all mean "cannot trace"
         where = tracer.failed_in or type(module).__name__
-        raise TraceError(f"cannot trace the model: in module '{where}': {_first_line(exc)}",
+        raise TraceError(f"cannot trace the model: in module '{where}': {first_line(exc)}",
                          hint=_HINT) from exc
     return fx.GraphModule(tracer.root, graph, type(module).__name__)
 
@@ -126,7 +126,7 @@ def propagate_shapes(gm: fx.GraphModule, inputs: tuple, fake_ok: bool = True):
     except Exception as exc:
         node = getattr(exc, "node", None)
         raise TraceError(f"the model does not run on an input of shape "
-                         f"{[tuple(t.shape) for t in inputs]}: {_first_line(exc)}",
+                         f"{[tuple(t.shape) for t in inputs]}: {first_line(exc)}",
                          hint="give the right input shape (`input CxHxW` or --input)"
                          + (f"; failed at node {node}" if node else "")) from exc
 
@@ -163,34 +163,29 @@ class _Shapes(fx.Interpreter):
 
     def run_node(self, n: fx.Node):
         out = super().run_node(n)
-        if n.op == "call_module" and opaque_leaf(self.module.get_submodule(n.target)):
-            n.meta["pruneql.leaf_macs"] = _leaf_macs(self, n)
+        module = self.module.get_submodule(n.target) if n.op == "call_module" else None
+        if module is not None and opaque_leaf(module):
+            n.meta["pruneql.leaf_macs"] = _leaf_macs(module, *self.fetch_args_kwargs_from_env(n))
         tensor = isinstance(out, torch.Tensor)
         n.meta["pruneql.shape"] = tuple(out.shape) if tensor else None
         n.meta["pruneql.dtype"] = out.dtype if tensor else None
         return out
 
 
-def _leaf_macs(interpreter: fx.Interpreter, n: fx.Node) -> int:
+def _leaf_macs(module: torch.nn.Module, args: tuple, kwargs: dict) -> int:
     """Multiply-adds of one call of a leaf module, by torch's FLOP counter: run again with
     autograd on and attention on its math kernel, so fused fast paths (which the counter
     cannot see into) are not taken."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
-    args, kwargs = interpreter.fetch_args_kwargs_from_env(n)
     counter = FlopCounterMode(display=False)
     try:
         with torch.enable_grad(), sdpa_kernel(SDPBackend.MATH), counter:
-            interpreter.module.get_submodule(n.target)(*args, **kwargs)
+            module(*args, **kwargs)
     except Exception:        # the measured call differs from the real one: count nothing
         return 0
     return int(counter.get_total_flops() // 2)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def trace(module: torch.nn.Module, example_inputs: tuple) -> fx.GraphModule:

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from pruneql import zoo
-from pruneql.errors import ModelError
+from pruneql.errors import ModelError, first_line
 from pruneql.graph.copying import share_copy, tensor_ids
 from pruneql.lang import ast
 from pruneql.passes.context import Context
@@ -58,7 +58,7 @@ def _copy(model: nn.Module) -> nn.Module:
         return share_copy(model)
     except Exception as exc:
         raise ModelError(f"cannot copy the model ({type(model).__name__}): "
-                         f"{_first_line(exc)}",
+                         f"{first_line(exc, 300)}",
                          hint="PruneQL works on a copy so your module is never changed; "
                               "make it deep-copyable (copy.deepcopy) or pass its weights "
                               "with the recipe's `model`") from exc
@@ -115,7 +115,7 @@ def _factory(name: str, span) -> nn.Module:
                          hint="the factory must return an nn.Module without parsing the "
                               "command line or exiting") from None
     except Exception as exc:
-        raise ModelError(f"model factory '{name}' failed: {_first_line(exc)}",
+        raise ModelError(f"model factory '{name}' failed: {first_line(exc, 300)}",
                          span=span) from exc
     if not isinstance(model, nn.Module):
         raise ModelError(f"model factory '{name}' returned {type(model).__name__}, not a "
@@ -132,14 +132,14 @@ def _read(path: str, trust_pickle: bool):
         return torch.load(path, map_location="cpu", weights_only=not trust_pickle)
     except pickle.UnpicklingError as exc:
         if trust_pickle or "Unsupported global" not in str(exc):
-            raise ModelError(f"cannot read model file '{path}': {_first_line(exc)}",
+            raise ModelError(f"cannot read model file '{path}': {first_line(exc, 300)}",
                              hint="expected a file written by torch.save") from exc
         raise ModelError(f"model file '{path}' holds pickled Python objects (a whole module?), "
                          f"which are not loaded by default",
                          hint="save a state_dict instead, or pass --trust-pickle if you "
                               "trust the file (unpickling runs arbitrary code)") from exc
     except Exception as exc:
-        raise ModelError(f"cannot read model file '{path}': {_first_line(exc)}",
+        raise ModelError(f"cannot read model file '{path}': {first_line(exc, 300)}",
                          hint="expected a file written by torch.save") from exc
 
 
@@ -158,7 +158,7 @@ def _load_state(model: nn.Module, loaded, path: str, name: str) -> None:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise ModelError(f"the weights in '{path}' do not fit model '{name}': "
-                         f"{_first_line(exc, 2)}",
+                         f"{first_line(exc, 300, lines=2)}",
                          hint="check that the recipe's `model` is the architecture the "
                               "weights were trained with") from exc
 
@@ -175,8 +175,3 @@ def _example(ctx: Context, name: str | None) -> torch.Tensor:
                          hint="add `input 3x32x32;` to the recipe or pass --input 3x32x32")
     generator = torch.Generator().manual_seed(ctx.options.seed)
     return torch.randn((1, *shape), generator=generator)
-
-
-def _first_line(exc: BaseException, lines: int = 1) -> str:
-    text = " ".join(str(exc).strip().split("\n")[:lines])
-    return text[:300] or type(exc).__name__

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from pruneql.errors import TraceError, VerifyError
+from pruneql.errors import TraceError, VerifyError, first_line
 from pruneql.graph.compare import compare
 from pruneql.graph.export import export_trace
 from pruneql.graph.ops import opaque_leaf
@@ -96,13 +96,8 @@ def _front_end(model, front: str, batch: tuple) -> tuple:
     try:
         return export_trace(model, batch)
     except Exception as exc:            # torch.export raises many kinds
-        raise TraceError(f"torch.export cannot capture the model: {_first_line(exc)}",
+        raise TraceError(f"torch.export cannot capture the model: {first_line(exc, 300)}",
                          hint=_HINT) from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 @torch.no_grad()

@@ -19,9 +19,10 @@ import warnings
 import torch
 from torch import fx
 
-from pruneql.errors import VerifyError
+from pruneql.errors import VerifyError, first_line
 from pruneql.graph.compare import TOLERANCE, compare, flat
 from pruneql.graph.gates import gated, input_masks
+from pruneql.graph.modularize import attribute
 from pruneql.passes.context import Context
 
 
@@ -60,15 +61,10 @@ def _run(model, inputs: tuple, what: str):
         return model.eval()(*inputs)
     except Exception as exc:
         raise VerifyError(f"cannot verify: {what} does not run on a batch of "
-                          f"{len(inputs[0])} examples: {_first_line(exc)}",
+                          f"{len(inputs[0])} examples: {first_line(exc, 300)}",
                           hint="verification runs a second batch size; a model that "
                                "pins its batch size cannot be checked (--no-verify proves "
                                "nothing)") from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 def _inexact(ctx: Context) -> list:
@@ -130,7 +126,7 @@ def masked_module(gm: fx.GraphModule, cut) -> fx.GraphModule:
     with warnings.catch_warnings():     # pytree specs of exported graphs warn when copied
         warnings.simplefilter("ignore", FutureWarning)
         graph = copy.deepcopy(gm.graph)
-    root = {n.target: _attr(gm, n.target) for n in graph.nodes
+    root = {n.target: attribute(gm, n.target) for n in graph.nodes
             if n.op in ("get_attr", "call_module")}
     for node in list(graph.nodes):
         mask = _mask(cut, node)
@@ -158,11 +154,6 @@ def _mask(cut, node: fx.Node) -> torch.Tensor | None:
     dims[space.dim:space.dim + keep.ndim] = keep.shape
     dtype = node.meta.get("pruneql.dtype") or torch.float32
     return torch.from_numpy(keep).reshape(dims).to(dtype)
-
-
-def _attr(gm: fx.GraphModule, target: str):
-    owner, _, name = target.rpartition(".")
-    return getattr(gm.get_submodule(owner) if owner else gm, name)
 
 
 def masked_outputs(ctx: Context, inputs: tuple) -> list:
