@@ -39,7 +39,7 @@ from itertools import chain
 import torch
 from torch import fx, nn
 
-from pruneql.errors import PruneQLError
+from pruneql.errors import PruneQLError, first_line
 from pruneql.lang import describe
 
 __all__ = ["FORMAT", "VERSION", "ReplayError", "apply", "dumps", "fingerprint", "load_plan",
@@ -151,8 +151,8 @@ def _try_forward(ctx, plan: dict, code: list, fixes: list) -> None:
             found = compare(ctx.pruned.eval()(*inputs), mine(*inputs))
         problem = found.failed
     except Exception as exc:             # the model's own code, on a trial copy
-        problem = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}" \
-            if str(exc).strip() else type(exc).__name__
+        problem = f"{type(exc).__name__}: {first_line(exc, 200)}" if str(exc).strip() \
+            else type(exc).__name__
     if problem:
         for blocker in plan["blockers"]:
             blocker["why"] += f"; rebuilt from the plan, the model's forward() fails: {problem}"
@@ -235,8 +235,8 @@ def _layer_entry(layer, keep_in, keep_out) -> dict:
     n_in = None if keep_in is None else len(keep_in)
     n_out = None if keep_out is None else len(keep_out)
     attrs, axes = _SHAPES[kind](module, n_in, n_out)
-    changed = {k: [_plain(getattr(module, k)), v] for k, v in attrs.items()
-               if _plain(getattr(module, k)) != v}
+    current = {k: _plain(getattr(module, k)) for k in attrs}
+    changed = {k: [current[k], v] for k, v in attrs.items() if current[k] != v}
     present = {t: a for t, a in axes.items()
                if getattr(module, t, None) is not None and all(
                    (keep_in if side == "in" else keep_out) is not None for side in a.values())}
@@ -261,26 +261,28 @@ def _conv_shape(m, n_in, n_out) -> tuple:
     out = m.out_channels if n_out is None else n_out
     groups = m.groups * out // m.out_channels if grouped else 1
     per_group = m.weight.shape[1] if grouped or n_in is None else n_in
-    axes = {"weight": {"0": "out"} if grouped else {"0": "out", "1": "in"}, "bias": {"0": "out"}}
-    axes["weight"] = {a: s for a, s in axes["weight"].items()
-                      if (n_out if s == "out" else n_in) is not None}
-    return {"in_channels": per_group * groups, "out_channels": out, "groups": groups}, axes
+    weight = _cut_axes((("0", "out"),) if grouped else (("0", "out"), ("1", "in")), n_in, n_out)
+    return ({"in_channels": per_group * groups, "out_channels": out, "groups": groups},
+            {"weight": weight, "bias": {"0": "out"}})
+
+
+def _cut_axes(axes: tuple, n_in, n_out) -> dict:
+    """``{axis: side}`` of a weight's ``(axis, side)`` pairs whose side is cut."""
+    return {a: s for a, s in axes if (n_in if s == "in" else n_out) is not None}
 
 
 def _conv_transpose_shape(m, n_in, n_out) -> tuple:
     attrs = {"in_channels": m.in_channels if n_in is None else n_in,
              "out_channels": m.out_channels if n_out is None else n_out}
-    weight = {a: s for a, s in (("0", "in"), ("1", "out"))
-              if (n_in if s == "in" else n_out) is not None}
-    return attrs, {"weight": weight, "bias": {"0": "out"}}
+    return attrs, {"weight": _cut_axes((("0", "in"), ("1", "out")), n_in, n_out),
+                   "bias": {"0": "out"}}
 
 
 def _linear_shape(m, n_in, n_out) -> tuple:
     attrs = {"in_features": m.in_features if n_in is None else n_in,
              "out_features": m.out_features if n_out is None else n_out}
-    weight = {a: s for a, s in (("0", "out"), ("1", "in"))
-              if (n_out if s == "out" else n_in) is not None}
-    return attrs, {"weight": weight, "bias": {"0": "out"}}
+    return attrs, {"weight": _cut_axes((("0", "out"), ("1", "in")), n_in, n_out),
+                   "bias": {"0": "out"}}
 
 
 def _embedding_shape(m, n_in, n_out) -> tuple:
@@ -399,9 +401,8 @@ def _code_changes(ctx) -> tuple:
 
 def _propose(ctx, node, new, fixes: dict) -> None:
     """The owner module's one attribute equal to each changed literal of ``node``."""
-    stack = node.meta.get("nn_module_stack") or {}
-    owner = next(reversed(stack.values()), (None,))[0] if stack else None
-    owner = _path(owner)
+    stack = node.meta.get("nn_module_stack")
+    owner = _path(list(stack.values())[-1][0]) if stack else None
     try:
         module = ctx.model.get_submodule(owner) if owner else None
     except AttributeError:

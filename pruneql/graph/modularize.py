@@ -5,9 +5,11 @@ The new module (named ``<owner>.conv2d``, ``<owner>.linear``, ...) takes over th
 parameters. ``torch.addmm(b, x, w)`` on parameters — Hugging Face's ``Conv1D``, a linear
 layer that stores its weight as (in, out) — becomes an ``nn.Linear`` holding the
 transposed weight; its node is marked ``pruneql.transposed`` (a plan cannot replay it
-onto the model's own class, whose layer keeps the other layout). Calls whose weights are computed, shared, used elsewhere, or owned by a
-module the graph also calls (whose own forward may read them) stay as they are; the
-channel analysis freezes them with the reason.
+onto the model's own class, whose layer keeps the other layout).
+
+Calls whose weights are computed, shared, used elsewhere, or owned by a module the graph
+also calls (whose own forward may read them) stay as they are; the channel analysis
+freezes them with the reason.
 """
 from __future__ import annotations
 
@@ -60,21 +62,13 @@ def _modularize_call(gm: fx.GraphModule, node: fx.Node, called: set) -> bool:
         return False
     if any(_inside_called(p.target, called) for p in params):
         return False           # the owner's own forward may read them: not ours to move
-    tensors = [_attr(gm, p.target) for p in params]
+    tensors = [attribute(gm, p.target) for p in params]
     if not all(isinstance(t, nn.Parameter) for t in tensors):
         return False
     module = _module_for(node.target, call, tensors)
     if module is None:
         return False
-    owner = params[0].target.rpartition(".")[0]
-    with gm.graph.inserting_before(node):
-        replacement = gm.graph.call_module(_place(gm, owner, params, module, node),
-                                           (call["input"],))
-    replacement.meta.update(node.meta)
-    node.replace_all_uses_with(replacement)
-    gm.graph.erase_node(node)
-    for p in params:
-        gm.graph.erase_node(p)
+    _install(gm, node, params, module, call["input"])
     return True
 
 
@@ -91,7 +85,7 @@ def _modularize_addmm(gm: fx.GraphModule, node: fx.Node, called: set) -> bool:
     sizes = [u for u in params[0].users if u is not node]
     if len(params[1].users) != 1 or not all(_size_query(u) is not None for u in sizes):
         return False
-    weight, bias = (_attr(gm, p.target) for p in params)
+    weight, bias = (attribute(gm, p.target) for p in params)
     if not (isinstance(weight, nn.Parameter) and isinstance(bias, nn.Parameter)
             and weight.dim() == 2 and bias.dim() == 1 and bias.shape[0] == weight.shape[1]):
         return False
@@ -99,21 +93,28 @@ def _modularize_addmm(gm: fx.GraphModule, node: fx.Node, called: set) -> bool:
     module.weight = nn.Parameter(weight.detach().t().contiguous(),
                                  requires_grad=weight.requires_grad)
     module.bias = bias
+    replacement = _install(gm, node, params, module, call["input"], sizes)
+    replacement.meta["pruneql.transposed"] = True
+    return True
+
+
+def _install(gm: fx.GraphModule, node: fx.Node, params: list, module: nn.Module,
+             source: fx.Node, sizes: list = ()) -> fx.Node:
+    """Call ``module`` on ``source`` in place of ``node``; ``params`` (now the module's)
+    leave the graph. ``sizes``: queries ``w.size(dim)`` on the weight, which then read the
+    new call's output width (dim 1 / -1) or ``source``'s width (dim 0 / -2)."""
     owner = params[0].target.rpartition(".")[0]
     with gm.graph.inserting_before(node):
-        replacement = gm.graph.call_module(_place(gm, owner, params, module, node),
-                                           (call["input"],))
+        replacement = gm.graph.call_module(_place(gm, owner, params, module, node), (source,))
     replacement.meta.update(node.meta)
-    replacement.meta["pruneql.transposed"] = True
-    for query in sizes:      # w.size(-1) is the output's width, w.size(0) the input's
-        source = replacement if _size_query(query) in (1, -1) else call["input"]
-        query.args = (source, -1)
+    for query in sizes:
+        query.args = (replacement if _size_query(query) in (1, -1) else source, -1)
         query.kwargs = {}
     node.replace_all_uses_with(replacement)
     gm.graph.erase_node(node)
     for p in params:
         gm.graph.erase_node(p)
-    return True
+    return replacement
 
 
 def _size_query(node: fx.Node):
@@ -177,7 +178,8 @@ def _inside_called(target: str, called: set) -> bool:
     return any(".".join(parts[:i]) in called for i in range(1, len(parts) + 1))
 
 
-def _attr(gm: fx.GraphModule, target: str):
+def attribute(gm: fx.GraphModule, target: str):
+    """The tensor (or module) a ``get_attr`` node's ``target`` names in ``gm``."""
     owner, _, attr = target.rpartition(".")
     return getattr(gm.get_submodule(owner) if owner else gm, attr)
 
