@@ -32,7 +32,7 @@ from torch.utils.data.distributed import DistributedSampler
 from pruneql.data import cifar, folder, sources, tokens
 from pruneql.data.base import NORMALIZE, Options
 from pruneql.data.checks import check_batch
-from pruneql.data.split import split, split_indices, split_three
+from pruneql.data.split import nonempty, split, split_indices, split_three
 from pruneql.errors import DataError
 from pruneql.lang import data_sources
 
@@ -294,7 +294,7 @@ def _eval_loader(part, batch: int, collate) -> DataLoader | None:
 
 def _train_loader(train_set, batch: int, collate, seed: int, rank: int, world_size: int):
     """The train DataLoader and its DistributedSampler (None unless sharded)."""
-    _nonempty(train_set)
+    nonempty(train_set)
     if isinstance(train_set, DataLoader):   # built by a python source: used as it is
         sampler = train_set.sampler
         if world_size > 1 and not isinstance(sampler, DistributedSampler):
@@ -313,11 +313,6 @@ def _train_loader(train_set, batch: int, collate, seed: int, rank: int, world_si
                       generator=torch.Generator().manual_seed(seed), collate_fn=collate), None
 
 
-def _nonempty(dataset) -> None:
-    if isinstance(dataset, DataLoader):
-        dataset = dataset.dataset
-    if not isinstance(dataset, torch.utils.data.IterableDataset) and len(dataset) == 0:
-        raise DataError("the training set is empty", hint="check the data source")
 
 
 def _input_shape(loader: DataLoader) -> tuple:

@@ -83,7 +83,7 @@ def _split_parts(raw: Parts, val: float, test: float, seed: int) -> tuple:
                         f"return a {missing} DataLoader or Dataset",
                         hint=f"a DataLoader cannot be split; return Datasets to split by "
                              f"`{missing}`")
-    _nonempty(raw.train)
+    nonempty(raw.train)
     train, held, tested = split_three(len(raw.train), val if need_val else 0.0,
                                       test if need_test else 0.0, seed)
     held_val = Subset(raw.train, held.tolist()) if need_val else raw.val
@@ -91,7 +91,8 @@ def _split_parts(raw: Parts, val: float, test: float, seed: int) -> tuple:
     return Subset(raw.train, train.tolist()), held_val, held_test
 
 
-def _nonempty(dataset) -> None:
+def nonempty(dataset) -> None:
+    """Raise a DataError when the training set (a dataset or its loader) is empty."""
     if isinstance(dataset, DataLoader):
         dataset = dataset.dataset
     if not isinstance(dataset, torch.utils.data.IterableDataset) and len(dataset) == 0:
