@@ -18,8 +18,8 @@ from pruneql.formats import save
 from pruneql.report import Report
 from pruneql.training import Progress, init_distributed, world
 
-__all__ = ["Result", "apply", "write_plan", "spec_entries", "compile", "plan", "sensitivity", "parse", "load_recipe", "output_for",
-           "check_target", "write_sensitivity", "demo", "zoo_entries", "init_distributed",
+__all__ = ["Result", "apply", "write_plan", "spec_entries", "compile", "plan", "sensitivity",
+           "parse", "load_recipe", "output_for", "check_target", "write_sensitivity", "demo", "zoo_entries", "init_distributed",
            "world", "Progress", "PruneQLError", "Report"]
 
 

@@ -78,9 +78,12 @@ def _llama(output: str, force: bool, progress: Progress, hooks: tuple) -> dict:
     report = result.report.to_dict()
     report["pretraining"] = {"epochs": history.epochs, "val": dense}
     progress.start("latency (before and after, batch 1 and 32)")
-    tokens = lambda batch: torch.randint(0, 256, (batch, 64),  # noqa: E731
-                                         generator=torch.Generator().manual_seed(batch))
-    report["latency_ms"] = compare(model, result.module, (64,), batches=(1, 32), make=tokens)
+    report["latency_ms"] = compare(model, result.module, (64,), batches=(1, 32), make=_tokens)
     progress.end("latency (before and after, batch 1 and 32)")
     report["output"] = result.written["path"]
     return report
+
+
+def _tokens(batch: int) -> torch.Tensor:
+    """Random byte ids, (batch, 64): the latency table's input for the language model."""
+    return torch.randint(0, 256, (batch, 64), generator=torch.Generator().manual_seed(batch))

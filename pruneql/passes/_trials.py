@@ -15,6 +15,7 @@ from torch import fx
 
 from pruneql.criteria import DATA_CRITERIA, group_weight_scores, random_scores
 from pruneql.graph.gates import gated, input_masks
+from pruneql.passes.context import Context
 from pruneql.training import Progress, world
 
 TRIALS = "sensitivity trials"       # the progress task: one step per group and fraction

@@ -87,7 +87,7 @@ def _check_strategy(recipe) -> None:
         raise RecipeError(f"'strategy greedy' cannot be combined with '{word}'",
                           span=strategy.span,
                           hint="greedy scores each layer after the cuts of the layers before "
-                               f"it at their own amounts; drop one of the two statements")
+                               "it at their own amounts; drop one of the two statements")
 
 
 UNBUILT.update({
