@@ -45,6 +45,23 @@ def group_with(ctx: Context, producer: str):
     return group
 
 
+def useless_and_essential() -> tuple:
+    """``(ctx, batches)``: a 2-3-2 MLP whose hidden unit 0 is read with weight 0 (useless),
+    unit 1 carries the label (essential) and unit 2 helps a little; two batches of 32."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[1.0, 1.0], [4.0, 0.0], [0.0, 1.0]]))
+        net[0].bias.copy_(torch.tensor([1.0, 2.0, 1.0]))
+        net[2].weight.copy_(torch.tensor([[0.0, 3.0, 0.3], [0.0, -3.0, 0.0]]))
+        net[2].bias.copy_(torch.tensor([-6.0, 6.0]))
+    ctx = analyzed(net, torch.zeros(2, 2))
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(64, 2, generator=gen) * 2 - 1
+    y = (x[:, 0] < 0).long()
+    return ctx, [(x[:32], y[:32]), (x[32:], y[32:])]
+
+
 def params(module) -> int:
     return sum(p.numel() for p in module.parameters())
 

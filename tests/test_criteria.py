@@ -12,7 +12,7 @@ from pruneql.criteria.ensemble import fit_linear_ensemble, sample_masks
 from pruneql.criteria.ranks import ranks as _ranks
 from pruneql.criteria.taylor import flops_per_channel
 from pruneql.graph.gates import consumers, gated
-from tests.helpers import analyzed, group_with
+from tests.helpers import analyzed, group_with, useless_and_essential
 
 # the fits below use a handful of masks on purpose: their warnings are expected
 pytestmark = pytest.mark.filterwarnings("ignore::pruneql.criteria.EnsembleFitWarning")
@@ -338,25 +338,8 @@ def test_sample_masks_never_empty():
     assert 0.05 < masks.mean() < 0.4
 
 
-def _useless_and_essential():
-    """Hidden unit 0 is read with weight 0 (useless); unit 1 carries the label (essential);
-    unit 2 helps a little."""
-    torch.manual_seed(0)
-    net = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 2))
-    with torch.no_grad():
-        net[0].weight.copy_(torch.tensor([[1.0, 1.0], [4.0, 0.0], [0.0, 1.0]]))
-        net[0].bias.copy_(torch.tensor([1.0, 2.0, 1.0]))
-        net[2].weight.copy_(torch.tensor([[0.0, 3.0, 0.3], [0.0, -3.0, 0.0]]))
-        net[2].bias.copy_(torch.tensor([-6.0, 6.0]))
-    ctx = analyzed(net, torch.zeros(2, 2))
-    gen = torch.Generator().manual_seed(0)
-    x = torch.rand(64, 2, generator=gen) * 2 - 1
-    y = (x[:, 0] < 0).long()
-    return ctx, [(x[:32], y[:32]), (x[32:], y[32:])]
-
-
 def test_ensemble_finds_useless_and_essential_channels():
-    ctx, batches = _useless_and_essential()
+    ctx, batches = useless_and_essential()
     group = group_with(ctx, "0")
     scores = data_scores("ensemble", {"samples": 60}, ctx.gm, ctx.analysis, [group],
                          batches, seed=4)[group.id]

@@ -15,7 +15,7 @@ from pruneql.criteria import EnsembleFitWarning, Job, data_scores, mutual_inform
 from pruneql.criteria.activation import activated_output, quantised_mi
 from pruneql.criteria.ensemble import fit_linear_ensemble, held_out_r2, sample_masks
 from pruneql.criteria.taylor import flops_per_channel
-from tests.helpers import analyzed, group_with
+from tests.helpers import analyzed, group_with, useless_and_essential
 
 
 def _pooled():
@@ -58,23 +58,9 @@ def test_taylor_through_the_max_pool_equals_taylor_before_it():
     np.testing.assert_allclose(scores, per_example / np.linalg.norm(per_example), rtol=1e-5)
 
 
-def _useless_and_essential():
-    """Hidden unit 0 is read with weight 0, unit 1 carries the label, unit 2 helps a little."""
-    net = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 2))
-    with torch.no_grad():
-        net[0].weight.copy_(torch.tensor([[1.0, 1.0], [4.0, 0.0], [0.0, 1.0]]))
-        net[0].bias.copy_(torch.tensor([1.0, 2.0, 1.0]))
-        net[2].weight.copy_(torch.tensor([[0.0, 3.0, 0.3], [0.0, -3.0, 0.0]]))
-        net[2].bias.copy_(torch.tensor([-6.0, 6.0]))
-    ctx = analyzed(net, torch.zeros(2, 2))
-    gen = torch.Generator().manual_seed(0)
-    x = torch.rand(64, 2, generator=gen) * 2 - 1
-    y = (x[:, 0] < 0).long()
-    return ctx, group_with(ctx, "0"), [(x[:32], y[:32]), (x[32:], y[32:])]
-
-
 def test_signed_oracle_is_the_loss_change_itself():
-    ctx, group, batches = _useless_and_essential()
+    ctx, batches = useless_and_essential()
+    group = group_with(ctx, "0")
     signed = data_scores("oracle", {"signed": True}, ctx.gm, ctx.analysis, [group], batches)
     size = data_scores("oracle", {}, ctx.gm, ctx.analysis, [group], batches)
     np.testing.assert_allclose(np.abs(signed[group.id]), size[group.id])
@@ -108,7 +94,8 @@ def test_quantised_mutual_information_by_hand():
 
 
 def test_mutual_information_finds_the_unit_that_carries_the_label():
-    ctx, group, batches = _useless_and_essential()
+    ctx, batches = useless_and_essential()
+    group = group_with(ctx, "0")
     job = Job(ctx.gm, ctx.analysis, [group], batches)
     mi = mutual_information(job, bins=2).scores[group.id]
     # unit 1 = relu(4 x0 + 2) is above its median exactly when x0 is high: near log 2
@@ -143,7 +130,8 @@ def test_held_out_r2_separates_additive_losses_from_noise():
 
 
 def test_ensemble_r2_reaches_the_report_and_a_poor_fit_warns():
-    ctx, group, batches = _useless_and_essential()
+    ctx, batches = useless_and_essential()
+    group = group_with(ctx, "0")
     job = Job(ctx.gm, ctx.analysis, [group], batches, seed=3)
     from pruneql.criteria import score_groups
     with warnings.catch_warnings():

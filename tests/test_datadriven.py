@@ -150,12 +150,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_process_finetune_matches_single_process(tmp_path):
+def _one_and_two_processes(tmp_path, recipe: str) -> tuple:
+    """``pruneql run RECIPE`` on the trained digits CNN, as one process and under
+    ``torchrun --nproc_per_node=2``; their JSON reports (writing one.pt and two.pt)."""
     weights = tmp_path / "digits.pt"
     torch.save(trained_digits().state_dict(), weights)
-    spec = tmp_path / "ft.prune"
-    spec.write_text("model digits_cnn\ndata digits batch 32\nprune conv* by l1 keep 0.5\n"
-                    "finetune epochs 2 lr 0.02 momentum 0.9\n")
+    spec = tmp_path / "recipe.prune"
+    spec.write_text(recipe)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT}
     single = subprocess.run([sys.executable, "-m", "pruneql", "run", str(spec), str(weights),
                              "-o", str(tmp_path / "one.pt"), "--json"], env=env,
@@ -165,7 +166,13 @@ def test_two_process_finetune_matches_single_process(tmp_path):
                              str(weights), "-o", str(tmp_path / "two.pt"), "--json"], env=env,
                             capture_output=True, text=True, timeout=300)
     assert single.returncode == 0 and double.returncode == 0, single.stderr + double.stderr
-    one, two = json.loads(single.stdout), json.loads(double.stdout)    # rank 0 alone prints
+    return json.loads(single.stdout), json.loads(double.stdout)   # rank 0 alone prints: one
+
+
+def test_two_process_finetune_matches_single_process(tmp_path):
+    one, two = _one_and_two_processes(
+        tmp_path, "model digits_cnn\ndata digits batch 32\nprune conv* by l1 keep 0.5\n"
+                  "finetune epochs 2 lr 0.02 momentum 0.9\n")
     assert one["after"] == two["after"] and one["accuracy"]["pruned"] == two["accuracy"]["pruned"]
     assert abs(one["accuracy"]["finetuned"] - two["accuracy"]["finetuned"]) <= 0.02
     assert (tmp_path / "two.pt").exists()
@@ -174,20 +181,8 @@ def test_two_process_finetune_matches_single_process(tmp_path):
 def test_two_processes_prune_the_channels_one_process_prunes(tmp_path):
     """Taylor scores and a FLOPs budget under torchrun: both ranks hold the same pruned
     model (checked by hash inside the run) and it is the single process's, to the byte."""
-    weights = tmp_path / "digits.pt"
-    torch.save(trained_digits().state_dict(), weights)
-    spec = tmp_path / "budget.prune"
-    spec.write_text("model digits_cnn\ndata digits batch 32\n"
-                    "prune conv*, fc1 by taylor(batches=4) keep 0.2\ntarget flops 50%\n")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT}
-    single = subprocess.run([sys.executable, "-m", "pruneql", "run", str(spec), str(weights),
-                             "-o", str(tmp_path / "one.pt"), "--json"], env=env,
-                            capture_output=True, text=True, timeout=300)
-    double = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                             f"--master_port={_free_port()}", "-m", "pruneql", "run", str(spec),
-                             str(weights), "-o", str(tmp_path / "two.pt"), "--json"], env=env,
-                            capture_output=True, text=True, timeout=300)
-    assert single.returncode == 0 and double.returncode == 0, single.stderr + double.stderr
-    one, two = json.loads(single.stdout), json.loads(double.stdout)    # one JSON object
+    one, two = _one_and_two_processes(
+        tmp_path, "model digits_cnn\ndata digits batch 32\n"
+                  "prune conv*, fc1 by taylor(batches=4) keep 0.2\ntarget flops 50%\n")
     assert one["after"] == two["after"] and one["target"]["achieved"] <= 0.505
     assert (tmp_path / "one.pt").read_bytes() == (tmp_path / "two.pt").read_bytes()

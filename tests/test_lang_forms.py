@@ -5,25 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from pruneql.errors import RecipeError
-from pruneql.lang import parse, parse_text, parse_yaml
+from pruneql.lang import parse_text, parse_yaml
 from pruneql.lang.ast import (Allow, Amount, Criterion, Data, Finetune, Iterate, Prune,
                               Selector, Task, TraceStmt)
 from pruneql.lang.grammar import parser
 from pruneql.lang.vocabulary import (ALLOWANCES, FINETUNE_SELECT, NORMALIZATIONS, SINGLETONS,
                                      STATEMENTS, TASKS, TRACE_MODES, UNITS, USAGE)
-
-
-def only(source: str):
-    statements = parse_text(source).statements
-    assert len(statements) == 1, statements
-    return statements[0]
-
-
-def error_of(source: str, path: str = "recipe") -> RecipeError:
-    with pytest.raises(RecipeError) as caught:
-        parse(source, path)
-    return caught.value
+from tests.test_lang import error_of, only
 
 
 def prune(amount=Amount("fraction", 0.5), criterion=Criterion("l1")) -> Prune:
