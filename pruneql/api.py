@@ -205,9 +205,10 @@ def compile(spec, model=None, example_inputs=None, hooks: tuple = (), **options)
 
 
 def _unused_state(ctx: Context) -> dict:
-    """The model's tensors the traced graph does not hold (modules forward never calls)."""
+    """The model's tensors the traced graph does not hold (modules forward never calls),
+    as copies: the caller's tensors are never handed back to be changed."""
     graph = {id(t) for t in ctx.gm.state_dict(keep_vars=True).values()}
-    return {k: t.detach() for k, t in ctx.model.state_dict(keep_vars=True).items()
+    return {k: t.detach().clone() for k, t in ctx.model.state_dict(keep_vars=True).items()
             if id(t) not in graph and k not in ctx.gm.state_dict()}
 
 

@@ -267,6 +267,24 @@ def test_the_callers_model_is_unchanged(entry):
     assert _same(model, before)
 
 
+def test_training_the_result_leaves_the_callers_model_unchanged():
+    """The pruned module is handed back to be trained: none of its tensors (those a cut did
+    not touch included) may be the caller's, or an optimizer step and BatchNorm statistics
+    would change the caller's model through it."""
+    model = CalledAndFunctional().eval()
+    before = _snapshot(model)
+    result = pruneql.compile("prune stem by l1 keep 0.5", model, example_inputs=X)
+    theirs = {id(t) for t in [*model.parameters(), *model.buffers()]}
+    assert not [n for n, t in [*result.module.named_parameters(), *result.module.named_buffers()]
+                if id(t) in theirs]
+    module = result.module.train()
+    module(torch.randn(4, 3, 8, 8)).sum().backward()
+    torch.optim.SGD(module.parameters(), lr=0.1).step()
+    module.requires_grad_(False)
+    assert _same(model, before)
+    assert not any(id(t) in theirs for t in result.state_dict().values())
+
+
 def test_compile_leaves_a_training_loop_training():
     model = CalledAndFunctional().train()
     pruneql.compile("prune stem by l1 keep 0.5", model, example_inputs=X)

@@ -3,7 +3,9 @@
 :func:`share_copy` gives a new module tree (own modules, own train/eval flags, own
 attributes) whose parameters and buffers are the caller's tensors. Nothing PruneQL does
 to the copy's structure reaches the caller; a pass that changes tensors in place (training)
-first takes its own with :func:`own_tensors`.
+first takes its own with :func:`own_tensors`. :func:`own_modules` is the cheaper kind of
+copy the rewrite needs: new module objects (own attributes, tables and hooks) for a tree
+that already shares its modules with another.
 
 >>> net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1))
 >>> mine = share_copy(net).eval()
@@ -43,6 +45,14 @@ def share_copy(module: nn.Module) -> nn.Module:
         return copy.deepcopy(module, memo)
 
 
+def graph_copy(graph):
+    """A copy of an fx graph: new nodes with their own ``meta`` tables (whose values are
+    shared)."""
+    with warnings.catch_warnings():      # pytree specs of exported graphs warn when copied
+        warnings.simplefilter("ignore", FutureWarning)
+        return copy.deepcopy(graph)
+
+
 def own_tensors(module: nn.Module, borrowed: frozenset) -> nn.Module:
     """Replace every parameter and buffer of ``module`` whose identity is in ``borrowed``
     by a copy, so training ``module`` cannot change the tensors it borrowed. A tensor used
@@ -62,3 +72,35 @@ def own_tensors(module: nn.Module, borrowed: frozenset) -> nn.Module:
                 if t is not None and id(t) in borrowed:
                     table[name] = mine(t)
     return module
+
+
+def own_modules(root: nn.Module) -> nn.Module:
+    """Give ``root`` its own module objects below it: each submodule is replaced by a
+    shallow copy whose attributes, parameter, buffer and hook tables are its own, while its
+    tensors stay shared. Setting an attribute, a parameter or a hook on a module of
+    ``root`` then changes nothing another tree sees. A module used in several places gets
+    one copy, used in all of them.
+
+    >>> inner = torch.nn.Linear(2, 2)
+    >>> a, b = torch.nn.Sequential(inner), torch.nn.Sequential(inner)
+    >>> _ = own_modules(b)
+    >>> b[0] is inner, b[0].weight is inner.weight
+    (False, True)
+    >>> b[0].out_features = 3; inner.out_features
+    2
+    """
+    memo: dict = {}
+
+    def mine(module: nn.Module) -> nn.Module:
+        if id(module) not in memo:
+            new = object.__new__(type(module))
+            new.__dict__.update({k: copy.copy(v) if isinstance(v, (dict, list, set)) else v
+                                 for k, v in module.__dict__.items()})
+            memo[id(module)] = new
+            new._modules = type(module._modules)(
+                (k, None if m is None else mine(m)) for k, m in module._modules.items())
+        return memo[id(module)]
+
+    root._modules = type(root._modules)(
+        (k, None if m is None else mine(m)) for k, m in root._modules.items())
+    return root

@@ -17,6 +17,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx.passes.shape_prop import ShapeProp
 
 from pruneql.errors import TraceError, first_line
+from pruneql.graph import shapes
 from pruneql.graph.ops import opaque_leaf
 
 _HINT = ("make the module a leaf (it is then treated as an opaque op and its channels are "
@@ -117,8 +118,10 @@ def propagate_shapes(gm: fx.GraphModule, inputs: tuple, fake_ok: bool = True):
     """Run ``inputs`` through ``gm`` (no gradients) and record every node's output shape
     in ``node.meta['pruneql.shape']`` (a tuple for tensors, None otherwise).
 
-    Returns the outputs, or None when shapes came from fake tensors (large models, when
-    ``fake_ok``: no arithmetic and no activation memory).
+    Returns the outputs, or None when ``fake_ok`` and shapes came without the model's
+    arithmetic: with stand-ins for its conv, linear and BatchNorm layers when no op's
+    shape depends on values (:mod:`pruneql.graph.shapes`), else from fake tensors for
+    large models (no activation memory either).
     """
     try:
         with torch.no_grad():
@@ -140,6 +143,12 @@ FAKE_ABOVE_PARAMS = 50_000_000
 def _propagate(gm: fx.GraphModule, inputs: tuple, fake_ok: bool):
     for node in gm.graph.nodes:
         node.meta.pop("pruneql.shape", None)
+    if fake_ok and shapes.values_irrelevant(gm):
+        try:
+            _Shapes(gm, stand_ins=True).run(*inputs)
+            return None
+        except Exception:   # a layer the stand-ins cannot account for: compute for real
+            pass
     if fake_ok and sum(p.numel() for p in gm.parameters()) >= FAKE_ABOVE_PARAMS:
         try:
             mode = FakeTensorMode(allow_non_fake_inputs=True)
@@ -159,7 +168,20 @@ class _Shapes(fx.Interpreter):
     """Records each node's output shape. Lighter than ShapeProp, which also imports sympy
     (a third of a second and 45 MiB on a process's first compile). A module kept as one
     call that holds parameters the analysis cannot see into (``opaque_leaf``) also gets
-    its multiply-adds measured (``pruneql.leaf_macs``), so FLOPs count what it runs."""
+    its multiply-adds measured (``pruneql.leaf_macs``), so FLOPs count what it runs.
+    With ``stand_ins``, conv, linear and BatchNorm modules are not computed
+    (:func:`pruneql.graph.shapes.stand_in`)."""
+
+    def __init__(self, gm: fx.GraphModule, stand_ins: bool = False):
+        super().__init__(gm)
+        self.stand_ins = stand_ins
+
+    def call_module(self, target, args, kwargs):
+        if self.stand_ins:
+            out = shapes.stand_in(self.fetch_attr(target), args, kwargs)
+            if out is not None:
+                return out
+        return super().call_module(target, args, kwargs)
 
     def run_node(self, n: fx.Node):
         out = super().run_node(n)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from pruneql.distributed import agree
-from pruneql.graph.copying import own_tensors
 from pruneql.lang import ast
 from pruneql.passes.context import Context
 from pruneql.passes.data import measured
@@ -22,14 +21,14 @@ def hyper_of(stmt: ast.Finetune | None) -> Hyper:
 def finetune(ctx: Context) -> Context:
     """Set ``ctx.recovery``: the pruned model's metrics (validation, and test when the data
     has a test split), and after ``finetune epochs N`` the fine-tuned ones, the history and
-    which epoch was kept (the model is trained in place, on tensors of its own)."""
+    which epoch was kept (the model is trained in place: rewrite gave it its own copies of
+    the caller's tensors)."""
     if ctx.data is None:
         return ctx
     ctx.recovery = {"pruned": measured(ctx, ctx.pruned)}
     stmt = ctx.recipe.first(ast.Finetune)
     if stmt is None:
         return ctx
-    own_tensors(ctx.pruned, ctx.borrowed)
     agree("pruned model", ctx.pruned)       # under torchrun: every rank the same
     history = train(ctx.pruned, ctx.data, hyper_of(stmt), ctx.progress, ctx.task)
     ctx.recovery.update(finetuned=measured(ctx, ctx.pruned), history=history.epochs,

@@ -9,21 +9,27 @@ from torch import fx, nn
 
 from pruneql.distributed import agree
 from pruneql.errors import InternalError
-from pruneql.graph.copying import share_copy
+from pruneql.graph.copying import graph_copy, own_modules, own_tensors
 from pruneql.passes.context import Context
 
 
 def rewrite(ctx: Context) -> Context:
     """Set ``ctx.pruned``: the traced model without the removed channels.
 
-    The result is a new fx GraphModule; only the tensors that lose channels are new, the
-    rest are shared with the traced model (a pass that trains the result takes its own).
-    Besides parameters and buffers, graph constants that encode channel counts follow the
-    cut: channel padding of option-A shortcuts, literal sizes in ``view``/``reshape``,
-    ``split``/``chunk`` sizes and channel slices.
+    The result is a new fx GraphModule with its own graph and module objects. The
+    tensors that lose channels are new; of the rest, those borrowed from the caller's
+    module are copied (whoever trains the result must not train the caller's model), the
+    others are shared with the traced model. Besides parameters and buffers, graph constants
+    that encode channel counts follow the cut: channel padding of option-A shortcuts,
+    literal sizes in ``view``/``reshape``, ``split``/``chunk`` sizes and channel slices.
     """
-    pruned = share_copy(ctx.gm)
     cut, analysis = ctx.cut, ctx.analysis
+    keep = _Keep(cut)
+    graph = graph_copy(ctx.gm.graph)      # nodes and their meta; no tensor is copied
+    for node in list(graph.nodes):
+        _fix_node(graph, node, keep)
+    graph.lint()
+    pruned = own_modules(fx.GraphModule(ctx.gm, graph, type(ctx.gm).__name__))
     modules = dict(pruned.named_modules())
     tied = _tied(pruned)
     for layer in analysis.layers.values():
@@ -34,13 +40,11 @@ def rewrite(ctx: Context) -> Context:
             _slice(modules[layer.name], layer.kind, keep_in, keep_out)
     for param in analysis.params.values():
         _slice_param(pruned, param, cut.keep_index(param.ids))
+    for node in graph.nodes:
+        if "pruneql.rms" in node.meta:
+            _scale_rms_gain(pruned, node, keep)
     _retie(tied)
-    keep = _Keep(cut)
-    for node in list(pruned.graph.nodes):
-        _fix_node(pruned, node, keep)
-    pruned.graph.lint()
-    pruned.recompile()
-    ctx.pruned = pruned.eval()
+    ctx.pruned = own_tensors(pruned, ctx.borrowed).eval()
     agree("pruned model", ctx.pruned)        # under torchrun: every rank the same
     return ctx
 
@@ -73,7 +77,7 @@ def _slice(module: nn.Module, kind: str, keep_in, keep_out) -> None:
     if kind == "norm":
         return _slice_norm(module, keep_out)
     if kind == "embedding":             # its columns are the features
-        _set(module, "weight", module.weight.data[:, keep_out])
+        _set(module, "weight", module.weight.data.index_select(1, keep_out))
         module.embedding_dim = int(len(keep_out))
         return None
     if kind == "convT":
@@ -81,12 +85,12 @@ def _slice(module: nn.Module, kind: str, keep_in, keep_out) -> None:
     grouped = kind == "conv" and module.groups > 1   # whole groups go: no input slicing
     weight = module.weight.data
     if keep_out is not None:
-        weight = weight[keep_out]
+        weight = weight.index_select(0, keep_out)
     if keep_in is not None and not grouped:
-        weight = weight[:, keep_in]
+        weight = weight.index_select(1, keep_in)
     _set(module, "weight", weight)
     if module.bias is not None and keep_out is not None:
-        _set(module, "bias", module.bias.data[keep_out])
+        _set(module, "bias", module.bias.data.index_select(0, keep_out))
     if kind == "conv":
         if grouped:
             module.groups = module.groups * weight.shape[0] // module.out_channels
@@ -99,11 +103,11 @@ def _slice(module: nn.Module, kind: str, keep_in, keep_out) -> None:
 def _slice_conv_transpose(module: nn.Module, keep_in, keep_out) -> None:
     weight = module.weight.data                   # (in, out, *kernel)
     if keep_in is not None:
-        weight = weight[keep_in]
+        weight = weight.index_select(0, keep_in)
     if keep_out is not None:
-        weight = weight[:, keep_out]
+        weight = weight.index_select(1, keep_out)
         if module.bias is not None:
-            _set(module, "bias", module.bias.data[keep_out])
+            _set(module, "bias", module.bias.data.index_select(0, keep_out))
     _set(module, "weight", weight)
     module.in_channels, module.out_channels = weight.shape[0], weight.shape[1]
 
@@ -114,10 +118,10 @@ def _slice_norm(module: nn.Module, keep) -> None:
     old = _width(module)
     for name in ("weight", "bias"):
         if getattr(module, name, None) is not None:
-            _set(module, name, getattr(module, name).data[keep])
+            _set(module, name, getattr(module, name).data.index_select(0, keep))
     for name in ("running_mean", "running_var"):
         if getattr(module, name, None) is not None:
-            setattr(module, name, getattr(module, name)[keep])
+            setattr(module, name, getattr(module, name).index_select(0, keep))
     n = int(len(keep))
     if isinstance(module, nn.GroupNorm):
         module.num_groups = module.num_groups * n // old
@@ -164,7 +168,7 @@ def _retie(tied: list) -> None:
 
 
 def _set(module: nn.Module, name: str, value: torch.Tensor) -> None:
-    """``value`` comes from advanced indexing: already a copy, owned by nobody else."""
+    """``value`` comes from ``index_select``: already a copy, owned by nobody else."""
     old = getattr(module, name)
     setattr(module, name, nn.Parameter(value, requires_grad=old.requires_grad))
 
@@ -184,13 +188,13 @@ def _slice_param(gm: fx.GraphModule, param, keep) -> None:
 
 # ---- graph constants ---------------------------------------------------------------------
 
-def _fix_node(gm: fx.GraphModule, node: fx.Node, keep: _Keep) -> None:
+def _fix_node(graph: fx.Graph, node: fx.Node, keep: _Keep) -> None:
     if "pruneql.pad" in node.meta:
         _fix_pad(node, keep)
     elif "pruneql.slice" in node.meta:
         _fix_slice(node, keep)
     elif "pruneql.split" in node.meta:
-        _fix_split(gm, node, keep)
+        _fix_split(graph, node, keep)
     elif node.meta.get("pruneql.view") and node.op == "call_method" \
             and node.target in ("view", "reshape", "expand"):
         _fix_view(node, keep)
@@ -199,28 +203,39 @@ def _fix_node(gm: fx.GraphModule, node: fx.Node, keep: _Keep) -> None:
     if "pruneql.sdpa_scale" in node.meta:
         _fix_scale(node, keep)
     if "pruneql.rms" in node.meta:
-        _fix_rms(gm, node, keep)
+        _fix_rms(node, keep)
     if node.meta.get("pruneql.ln_shape"):
         _, (kept,) = keep.sizes(node.name)
         node.args = (node.args[0], [kept]) + tuple(node.args[2:])
 
 
-def _fix_rms(gm: fx.GraphModule, node: fx.Node, keep: _Keep) -> None:
-    """RMSNorm over n′ of n channels equals the original with the removed ones zeroed when
-    the gain is scaled by √(n/n′) and eps by n/n′ (mean over n′ instead of n)."""
+def _rms_sizes(node: fx.Node, keep: _Keep) -> tuple:
     info = node.meta["pruneql.rms"]
-    n, kept = len(info["channels"]), int(keep.mask(info["channels"]).sum())
+    return len(info["channels"]), int(keep.mask(info["channels"]).sum())
+
+
+def _fix_rms(node: fx.Node, keep: _Keep) -> None:
+    """RMSNorm over n′ of n channels equals the original with the removed ones zeroed when
+    eps is scaled by n/n′ (mean over n′ instead of n) and the gain by √(n/n′)
+    (:func:`_scale_rms_gain`)."""
+    n, kept = _rms_sizes(node, keep)
     if kept == n:
         return
-    owner, _, name = info["gain"].rpartition(".")
+    add = next(u for u in node.users)
+    add.args = tuple(a * n / kept if isinstance(a, (int, float)) and not isinstance(a, bool)
+                     else a for a in add.args)
+
+
+def _scale_rms_gain(gm: fx.GraphModule, node: fx.Node, keep: _Keep) -> None:
+    n, kept = _rms_sizes(node, keep)
+    if kept == n:
+        return
+    owner, _, name = node.meta["pruneql.rms"]["gain"].rpartition(".")
     module = gm.get_submodule(owner) if owner else gm
     gain = getattr(module, name)
     scaled = gain.detach() * math.sqrt(n / kept)
     setattr(module, name, nn.Parameter(scaled, requires_grad=gain.requires_grad)
             if isinstance(gain, nn.Parameter) else scaled)
-    add = next(u for u in node.users)
-    add.args = tuple(a * n / kept if isinstance(a, (int, float)) and not isinstance(a, bool)
-                     else a for a in add.args)
 
 
 def _fix_scale(node: fx.Node, keep: _Keep) -> None:
@@ -267,15 +282,15 @@ def _fix_slice(node: fx.Node, keep: _Keep) -> None:
     node.args = (node.args[0], tuple(index))
 
 
-def _fix_split(gm: fx.GraphModule, node: fx.Node, keep: _Keep) -> None:
+def _fix_split(graph: fx.Graph, node: fx.Node, keep: _Keep) -> None:
     """``split``/``chunk`` along the channels becomes ``torch.split`` with the kept sizes."""
     dim = node.meta["pruneql.split"]
     src = node.args[0] if node.args else node.kwargs["input"]
     sizes = _piece_sizes(node, keep)
-    with gm.graph.inserting_before(node):
-        new = gm.graph.call_function(torch.split, (src, sizes), {"dim": dim})
+    with graph.inserting_before(node):
+        new = graph.call_function(torch.split, (src, sizes), {"dim": dim})
     node.replace_all_uses_with(new)
-    gm.graph.erase_node(node)
+    graph.erase_node(node)
 
 
 def _piece_sizes(node: fx.Node, keep: _Keep) -> list:
