@@ -294,15 +294,15 @@ def _producers(layers: dict) -> list:
 def _build_groups(layers: dict, classes: np.ndarray, pinned: dict) -> list:
     """Producers sharing a class are coupled; connected producers form one group."""
     coupling = nx.Graph()
-    owner: dict[int, str] = {}
     producers = _producers(layers)
-    for layer in producers:
+    owner = np.full(len(classes), -1, dtype=np.int64)    # the first producer of a class
+    for i, layer in enumerate(producers):
         coupling.add_node(layer.name)
-        for cls in np.unique(classes[layer.out_elems]).tolist():
-            if cls in owner:
-                coupling.add_edge(owner[cls], layer.name)
-            else:
-                owner[cls] = layer.name
+        written = np.unique(classes[layer.out_elems])
+        owners = owner[written]
+        owner[written[owners < 0]] = i
+        for j in np.unique(owners[owners >= 0]).tolist():
+            coupling.add_edge(producers[j].name, layer.name)
     order = {layer.name: i for i, layer in enumerate(producers)}
     components = sorted((sorted(c, key=order.get) for c in nx.connected_components(coupling)),
                         key=lambda c: order[c[0]])
