@@ -129,6 +129,37 @@ def test_custom_autograd_function_stays_a_call_and_freezes_its_channels():
 
 # ---- 2. verify cannot be blinded ---------------------------------------------------------
 
+class MixesExamples(nn.Module):
+    """Each example's output depends on the other examples of the batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 8, 1), nn.Conv2d(8, 4, 1)
+
+    def forward(self, x):
+        y = self.b(torch.relu(self.a(x)))
+        return y - y.mean(0, keepdim=True)
+
+
+def test_verify_runs_the_reference_one_example_at_a_time_and_the_batch_when_it_must():
+    from pruneql.passes.verify import _against
+    model = MixesExamples().eval()
+    seen = []
+    model.register_forward_pre_hook(lambda m, args: seen.append(len(args[0])))
+    x = torch.randn(2, 3, 4, 4)
+    with torch.no_grad():
+        assert not _against(model, (x,), model(x)).failed
+    assert seen == [2, 1, 1, 2]             # per example, no match, then the whole batch
+    plain = nn.Sequential(nn.Conv2d(3, 8, 1), nn.ReLU()).eval()
+    plain.register_forward_pre_hook(lambda m, args: seen.append(len(args[0])))
+    seen.clear()
+    with torch.no_grad():
+        assert not _against(plain, (x,), plain(x)).failed
+    assert seen == [2, 1, 1]                # per example matched: no batch run
+    result = pruneql.compile("prune a by l1 keep 0.5", MixesExamples(), example_inputs=X)
+    assert result.report.verify["passed"] and result.module.a.out_channels == 4
+
+
 def test_compare_never_passes_on_nan_or_infinity():
     for bad in (float("nan"), float("inf")):
         want = torch.tensor([1.0, bad])

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import warnings
+from collections import OrderedDict
 
 import torch
 from torch import nn
@@ -38,11 +39,52 @@ def tensor_ids(module: nn.Module) -> frozenset:
 
 
 def share_copy(module: nn.Module) -> nn.Module:
-    """A deep copy of ``module`` that shares its parameters and buffers."""
+    """A deep copy of ``module`` that shares its parameters and buffers.
+
+    What ``copy.deepcopy`` does with the tensors in its memo, written out for plain
+    modules (no ``__deepcopy__``, ``__reduce__`` or ``__getstate__`` of their own, which get
+    ``copy.deepcopy`` itself): a new object per module, every attribute deep-copied
+    except the tensors; several times faster on a model of hundreds of modules."""
     memo = {id(t): t for t in _tensors(module)}
     with warnings.catch_warnings():      # pytree specs of exported graphs warn when copied
         warnings.simplefilter("ignore", FutureWarning)
+        return _copy_module(module, memo)
+
+
+_ATOMIC = (int, float, bool, str, type(None), torch.dtype, torch.device)
+_STATE = ("__deepcopy__", "__copy__", "__reduce__", "__reduce_ex__", "__getstate__")
+_EMPTY = (dict, OrderedDict, set, list)
+
+
+def _plain(cls: type) -> bool:
+    return all(getattr(cls, name, None) is getattr(nn.Module, name, None) for name in _STATE)
+
+
+def _copy_module(module: nn.Module, memo: dict) -> nn.Module:
+    if id(module) in memo:
+        return memo[id(module)]
+    if not _plain(type(module)):
         return copy.deepcopy(module, memo)
+    new = object.__new__(type(module))
+    memo[id(module)] = new
+    state = {}
+    for key, value in module.__dict__.items():
+        if key == "_compiled_call_impl":                  # as Module.__getstate__ drops it
+            continue
+        if key == "_modules":
+            state[key] = type(value)((name, None if m is None else _copy_module(m, memo))
+                                     for name, m in value.items())
+        elif key in ("_parameters", "_buffers"):
+            state[key] = type(value)((name, None if t is None else memo.get(id(t), t))
+                                     for name, t in value.items())
+        elif type(value) in _ATOMIC:
+            state[key] = value
+        elif not value and type(value) in _EMPTY:          # the many empty hook tables
+            state[key] = type(value)()
+        else:
+            state[key] = copy.deepcopy(value, memo)
+    new.__setstate__(state)         # as copy.deepcopy does (a class may set defaults)
+    return new
 
 
 def graph_copy(graph):

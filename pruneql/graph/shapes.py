@@ -4,7 +4,8 @@ The output shape of a conv, a linear layer or a BatchNorm follows from its input
 and its attributes; only its values need the arithmetic. When no op of the graph has an
 output shape that depends on values (every op is one the channel analysis models, see
 :mod:`pruneql.graph.ops`), shapes are recorded with those layers replaced by stand-ins:
-zeros of the right shape (conv, linear) or the input itself (BatchNorm in eval mode).
+zeros of the right shape (conv, linear) or the input itself (BatchNorm in eval mode,
+activations, dropout).
 The other ops (activations, pooling, adds, reshapes) run for real on those values, so
 their shapes are torch's own. A layer the stand-in cannot account for (a subclass, a
 hook, a shape it would not accept) raises, and the caller records shapes with a real
@@ -27,6 +28,7 @@ from pruneql.graph import ops
 
 _CONVS = {nn.Conv1d: 1, nn.Conv2d: 2, nn.Conv3d: 3}
 _NORMS = {nn.BatchNorm1d: (2, 3), nn.BatchNorm2d: (4,), nn.BatchNorm3d: (5,)}
+_ELEMENTWISE = frozenset(ops.PASS_MODULES)     # activations, dropout: the input's shape
 
 # ops whose output shape never depends on the values of their inputs
 _SAFE_FUNCTIONS = frozenset().union(
@@ -85,17 +87,20 @@ def _nodes_in(value) -> list:
 
 def stand_in(module: nn.Module, args: tuple, kwargs: dict):
     """What ``module(*args, **kwargs)`` returns, as far as shapes go, without computing
-    it: zeros for a conv or linear layer, the input for a BatchNorm in eval mode. None for
-    any other module (it runs for real); :class:`NoStandIn` when the call is not one the
+    it: zeros for a conv or linear layer, the input for a BatchNorm in eval mode or an
+    activation. None for any other module (it runs for real); :class:`NoStandIn` when the call is not one the
     stand-in can account for."""
     kind = type(module)
-    if kind not in _CONVS and kind is not nn.Linear and kind not in _NORMS:
+    if kind not in _CONVS and kind is not nn.Linear and kind not in _NORMS \
+            and kind not in _ELEMENTWISE:
         return None
     if kwargs or len(args) != 1 or not isinstance(args[0], torch.Tensor) or _hooked(module):
         raise NoStandIn(f"{kind.__name__} called with hooks or extra arguments")
     x = args[0]
     if kind in _CONVS:
         return x.new_zeros(_conv_shape(module, x.shape, _CONVS[kind]))
+    if kind in _ELEMENTWISE:
+        return x
     if kind is nn.Linear:
         if x.dim() < 1 or x.shape[-1] != module.in_features:
             raise NoStandIn("linear input width")

@@ -1,14 +1,15 @@
 """Check the pruned model against the original with the removed channels zeroed.
 
-Both run on the example input with a fresh random example appended (a batch of two, so
-a pinned batch size or an error across examples shows). The reference is the user's own
-model — eager, not the traced graph the pruned model was derived from — with the removed
-channels zeroed where layers read them (gates: forward pre-hooks). Where that cannot be
-arranged (a layer reads channels outside any module of the model, or recovery steps have
-trained the traced copy), the reference is the traced graph with a 0/1 mask multiplied
-in after every tensor that loses channels, and the traced graph is compared with the
-eager model on the same batch first. Each output is compared on its own scale; NaN or
-infinity anywhere is never a pass.
+The pruned model runs on the example input with a fresh random example appended (a batch
+of two, so a pinned batch size or an error across examples shows). The reference is the
+user's own model — eager, not the traced graph the pruned model was derived from — with
+the removed channels zeroed where layers read them (gates: forward pre-hooks), run one
+example at a time (half the activation memory) and on the batch of two when that does not
+match. Where gates cannot be arranged (a layer reads channels outside any module of the
+model, or recovery steps have trained the traced copy), the reference is the traced graph
+with a 0/1 mask multiplied in after every tensor that loses channels, and the traced graph
+is compared with the eager model on the same batch first. Each output is compared on its
+own scale; NaN or infinity anywhere is never a pass.
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def verify(ctx: Context) -> Context:
     found, method = None, "eager model, gated"
     if _gateable(ctx):
         with gated(ctx.model, ctx.analysis, ctx.cut.removed):
-            found = compare(_run(ctx.model, inputs, "the model"), actual)
+            found = _against(ctx.model, inputs, actual)
     if found is None or found.failed:
         _trace_holds(ctx, inputs)
         found, method = compare(_run(masked_module(ctx.gm, ctx.cut), inputs, "the model"),
@@ -53,6 +54,34 @@ def verify(ctx: Context) -> Context:
                   "outputs": found.errors, "batch": len(inputs[0]), "reference": method,
                   "eager_vs_traced": ctx.traced.get("eager")}
     return ctx
+
+
+def _against(model, inputs: tuple, actual):
+    """``model``'s outputs on ``inputs`` compared with ``actual``: run one example at a
+    time first (half the activation memory of the batch), and on the whole batch when that
+    is not a match (an output that is not per example, a model that mixes its examples)."""
+    runs = [_run(model, _example(inputs, i), "the model") for i in range(len(inputs[0]))]
+    found = compare(_stacked(runs), actual)
+    if found.failed:
+        found = compare(_run(model, inputs, "the model"), actual)
+    return found
+
+
+def _example(inputs: tuple, i: int) -> tuple:
+    """Example ``i`` of a batch (tensors with a batch dim; other inputs as they are)."""
+    return tuple(t[i:i + 1] if isinstance(t, torch.Tensor) and t.dim() >= 1 else t
+                 for t in inputs)
+
+
+def _stacked(runs: list) -> list:
+    """The flattened outputs of one-example runs joined along the batch; an output without
+    a batch dim of one is taken from the first run (a mismatch then sends the caller to a
+    batch run)."""
+    outputs = [flat(r) for r in runs]
+    if any(len(o) != len(outputs[0]) for o in outputs):
+        return outputs[0]
+    return [torch.cat(same) if all(t.dim() >= 1 and t.shape[0] == 1 for t in same)
+            else same[0] for same in zip(*outputs)]
 
 
 @torch.no_grad()
