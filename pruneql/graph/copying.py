@@ -136,8 +136,7 @@ def own_modules(root: nn.Module) -> nn.Module:
     def mine(module: nn.Module) -> nn.Module:
         if id(module) not in memo:
             new = object.__new__(type(module))
-            new.__dict__.update({k: copy.copy(v) if isinstance(v, (dict, list, set)) else v
-                                 for k, v in module.__dict__.items()})
+            new.__dict__.update({k: _table_copy(v) for k, v in module.__dict__.items()})
             memo[id(module)] = new
             new._modules = type(module._modules)(
                 (k, None if m is None else mine(m)) for k, m in module._modules.items())
@@ -146,3 +145,10 @@ def own_modules(root: nn.Module) -> nn.Module:
     root._modules = type(root._modules)(
         (k, None if m is None else mine(m)) for k, m in root._modules.items())
     return root
+
+
+def _table_copy(value):
+    """Own copy of a table (dict, list, set); anything else as it is."""
+    if type(value) in _EMPTY:
+        return type(value)(value)
+    return copy.copy(value) if isinstance(value, (dict, list, set)) else value
