@@ -139,14 +139,17 @@ def _try_forward(ctx, plan: dict, code: list, fixes: list) -> None:
     of the model from the plan, load the pruned weights and compare it with the pruned
     module on verify's inputs. Followed, the constants stop being blockers and the plan
     records the check; not followed, the blockers say what went wrong."""
-    import copy
-
     from pruneql.graph.compare import compare
+    from pruneql.graph.copying import share_copy
 
     inputs = ctx.traced.get("inputs") or ctx.example_inputs
     trial = dict(plan, blockers=[], attributes=fixes)
     try:
-        mine = apply(trial, copy.deepcopy(ctx.model), ctx.pruned.state_dict()).eval()
+        # a copy sharing the model's tensors: apply slices into new ones, and the pruned
+        # weights are assigned, never copied into a shared tensor
+        mine = apply(trial, share_copy(ctx.model)).eval()
+        mine.load_state_dict(user_state_dict(trial, mine, ctx.pruned.state_dict()),
+                             assign=True)
         with torch.no_grad():
             found = compare(ctx.pruned.eval()(*inputs), mine(*inputs))
         problem = found.failed

@@ -205,6 +205,20 @@ def test_a_llama_with_heads_and_hidden_width_pruned_replays_with_its_attributes(
     torch.testing.assert_close(mine.eval()(tokens), result.module(tokens), rtol=1e-5, atol=1e-6)
 
 
+def test_the_trial_replay_after_fine_tuning_leaves_the_callers_model_alone():
+    """The rebuilt copy shares the caller's tensors until the plan slices them (heads only:
+    the MLPs and norms keep theirs); the fine-tuned weights are assigned to it, never
+    copied into a tensor it shares."""
+    model = zoo.build("llama_tiny", seed=5)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    spec = ("model llama_tiny; input 64; data tokens batch 32; task lm; "
+            "prune q_proj by l2 keep 0.5 heads; finetune epochs 1 lr 0.01 optimizer adam")
+    result = pruneql.compile(spec, model)
+    assert result.plan["blockers"] == [] and "checked" in result.plan     # the trial ran
+    assert result.report.history                                           # it fine-tuned
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
 def test_a_vit_whose_forward_cannot_follow_its_heads_is_refused_with_what_failed():
     result = pruneql.compile("model vit_tiny; prune qkv by l2 keep 0.5 heads")
     assert result.plan["blockers"] and "attributes" not in result.plan
