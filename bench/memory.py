@@ -9,6 +9,7 @@ the start), so the report shows where the peak is. ``--warm``: the process first
 the tiny ``digits_cnn`` with the same tool and ran the model once on the example input, so
 lazy imports and one-time per-process state are paid (a 224×224 ResNet-50's first forward
 leaves ~20 MiB resident that ``malloc_trim`` does not return: oneDNN and allocator state).
+``--tool orig`` measures that first forward alone, in a cold process.
 """
 from __future__ import annotations
 
@@ -31,7 +32,10 @@ from bench.tools import TOOLS, Spec, run_tool   # noqa: E402
 from pruneql import passes              # noqa: E402
 
 RUNS = (("pq", True), ("pqv", True), ("tp", True), ("pq", False), ("pqv", False),
-        ("tp", False))
+        ("tp", False), ("orig", False))
+# ``orig``: no tool, the model's own first forward on the example input in a fresh process
+# (torch's one-time state, which a cold compile that runs the model pays too)
+PROBES = TOOLS + ("orig",)
 MIB = 1024                              # KiB per MiB: /proc reports KiB
 
 
@@ -97,18 +101,23 @@ def probe(tool: str, spec: Spec, keep, round_to, warm: bool) -> dict:
     hook = PeakPerPass(base) if per_pass else None
     error = None
     try:
-        run_tool(tool, spec, model, x, keep, round_to, hooks=(hook,) if hook else ())
+        if tool == "orig":
+            with torch.no_grad():
+                model(x)
+        else:
+            run_tool(tool, spec, model, x, keep, round_to, hooks=(hook,) if hook else ())
     except Exception as exc:                                    # noqa: BLE001
         error = f"{type(exc).__name__}: {exc}"
     if per_pass:
-        peak = hook.peak() if tool != "tp" else (status_kib("VmHWM") - base) / MIB
+        peak = hook.peak() if tool not in ("tp", "orig") else \
+            (status_kib("VmHWM") - base) / MIB
         method = "VmHWM-VmRSS"
     else:       # no clear_refs: ru_maxrss since process start, less the peak before
         peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_max) / MIB
         method = "ru_maxrss delta"
     return {"tool": tool, "warm": warm, "peak_mib": peak, "method": method,
             "weights_mib": weights / 2 ** 20, "error": error,
-            "passes": hook.passes if hook and tool != "tp" else {}}
+            "passes": hook.passes if hook and tool not in ("tp", "orig") else {}}
 
 
 def peak_memory(spec: Spec, keep, round_to, threads: int, samples: int = 1,
@@ -146,7 +155,7 @@ def _median_sample(runs: list) -> dict:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tool", choices=TOOLS, required=True)
+    ap.add_argument("--tool", choices=PROBES, required=True)
     ap.add_argument("--model", required=True)
     ap.add_argument("--keep", type=float, default=0.5)
     ap.add_argument("--round", type=int, default=None)

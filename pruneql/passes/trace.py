@@ -7,7 +7,9 @@ symbolic|export`` (recipe or ``--trace``) asks for one.
 
 Shapes are recorded on the example input, and — unless verification is off — the traced
 graph's outputs there are compared with the eager model's, so a trace that specialised a
-branch, a value or the training mode is caught here, before anything is pruned. The
+branch, a value or the training mode is caught here, before anything is pruned. Where
+nothing reads the outputs (plans, ``--no-verify``), shapes are recorded without the
+convolutions' arithmetic when no op's shape depends on values (:mod:`pruneql.graph.shapes`). The
 verify pass later runs the pruned model against the eager one on the example with a
 fresh random example appended (a batch of two), which catches a pinned batch size too.
 """
