@@ -13,8 +13,9 @@ from pruneql.graph.copying import own_modules, share_copy
 
 
 class Configured(nn.Module):
-    """Attributes of every kind a user's module may hold, a hook, a tied weight, a module
-    used twice, and a child whose class copies itself its own way."""
+    """Attributes of every kind a user's module may hold (a tensor that is no buffer, as
+    Ultralytics' ``stride``), a hook, a tied weight, a module used twice, and a child whose
+    class copies itself its own way."""
 
     class Custom(nn.Linear):
         def __deepcopy__(self, memo):
@@ -34,6 +35,7 @@ class Configured(nn.Module):
         self.custom = Configured.Custom(4, 2)
         self.register_buffer("scale", torch.ones(4), persistent=False)
         self.calls = []
+        self.stride = torch.tensor([8.0, 16.0])             # a tensor that is no buffer
         self.a.register_forward_hook(lambda m, i, o: self.calls.append(1))
 
     def forward(self, x):
@@ -51,6 +53,7 @@ def test_share_copy_is_a_deep_copy_except_the_tensors():
     assert mine.scale is model.scale and "scale" in mine._non_persistent_buffers_set
     assert mine._non_persistent_buffers_set is not model._non_persistent_buffers_set
     assert mine.custom.copied_by_itself and mine.custom.weight is model.custom.weight
+    assert torch.equal(mine.stride, model.stride) and mine.stride is not model.stride
     mine.config["widths"].append(8)
     mine.names.append("c")
     mine.a.out_features = 3

@@ -79,7 +79,7 @@ def _copy_module(module: nn.Module, memo: dict) -> nn.Module:
                                      for name, t in value.items())
         elif type(value) in _ATOMIC:
             state[key] = value
-        elif not value and type(value) in _EMPTY:          # the many empty hook tables
+        elif type(value) in _EMPTY and not value:          # the many empty hook tables
             state[key] = type(value)()
         else:
             state[key] = copy.deepcopy(value, memo)
