@@ -96,6 +96,33 @@ def test_values_that_decide_a_shape_are_computed():
     assert out.meta["pruneql.shape"][0] > 0          # a real forward: some values are > 0
 
 
+class Checked(nn.Module):
+    """timm-style checks: one of a size (stand-ins pass it), one of values (zeros in
+    place of the conv's output fail it, so shapes come from a real forward)."""
+
+    def __init__(self, on_values: bool):
+        super().__init__()
+        self.conv, self.on_values = nn.Conv2d(3, 4, 1), on_values
+
+    def forward(self, x):
+        y = self.conv(x)
+        torch._assert(y.shape[1] == 4, "four channels")
+        if self.on_values:
+            torch._assert((y != 0).sum() > 0, "some signal")
+        return y.flatten(1)
+
+
+def test_checks_a_model_makes_pass_or_send_shapes_to_a_real_forward():
+    real, stood_in, applied = _both(Checked(on_values=False), torch.randn(2, 3, 5, 5))
+    assert applied and stood_in == real
+    gm = symbolic_trace(Checked(on_values=True).eval())
+    x = torch.randn(2, 3, 5, 5)
+    assert shapes.values_irrelevant(gm)
+    outputs = propagate_shapes(gm, (x,), fake_ok=True)     # the stand-ins failed the check
+    assert outputs is not None and outputs.shape == (2, 100)
+    assert _recorded(gm)["flatten"] == ((2, 100), torch.float32)
+
+
 def test_a_layer_the_stand_in_cannot_account_for_runs_for_real():
     model = Hooked().eval()
     model.conv.register_forward_hook(lambda m, args, out: out[:, :2])   # 4 -> 2 channels

@@ -38,12 +38,16 @@ _SAFE_FUNCTIONS = frozenset().union(
     ops.REDUCE_FUNCTIONS, ops.PERMUTE_FUNCTIONS, ops.SPLIT_FUNCTIONS,
     {builtins.getattr, F.pad, F.conv1d, F.conv2d, F.conv3d, F.linear, F.batch_norm,
      F.layer_norm, F.group_norm, torch.conv1d, torch.conv2d, torch.conv3d, torch.matmul,
-     operator.matmul, torch.bmm, F.scaled_dot_product_attention})
+     operator.matmul, torch.bmm, F.scaled_dot_product_attention, F.normalize, torch.cumsum,
+     # elementwise (broadcast shapes), and the checks models make of their sizes
+     # (timm's ``_assert(x.shape[1] == C)``): a failing check sends shapes to a real forward
+     operator.eq, operator.ne, operator.lt, operator.le, operator.gt, operator.ge,
+     operator.floordiv, operator.mod, operator.pow, operator.invert, torch._assert})
 _SAFE_METHODS = frozenset().union(
     ops.PASS_METHODS, ops.CLAMP_METHODS, ops.SOFTMAX_METHODS, ops.SIZE_METHODS,
     ops.SHAPE_CONSUMER_METHODS, ops.BINARY_METHODS, ops.RESHAPE_METHODS, ops.EXPAND_METHODS,
     ops.UNBIND_METHODS, ops.REDUCE_METHODS, ops.PERMUTE_METHODS, ops.SPLIT_METHODS,
-    ops.SHAPE_METHODS, {"matmul", "bmm"})
+    ops.SHAPE_METHODS, {"matmul", "bmm", "cos", "sin", "cumsum"})
 # where a node used as an index is a size, not a tensor
 _SIZE_NODES = {("call_method", "size"), ("call_function", builtins.getattr),
                ("call_function", operator.getitem)}
