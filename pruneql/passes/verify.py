@@ -13,15 +13,14 @@ own scale; NaN or infinity anywhere is never a pass.
 """
 from __future__ import annotations
 
-import copy
 import operator
-import warnings
 
 import torch
 from torch import fx
 
 from pruneql.errors import VerifyError, first_line
 from pruneql.graph.compare import TOLERANCE, compare, flat
+from pruneql.graph.copying import graph_copy
 from pruneql.graph.gates import gated, input_masks
 from pruneql.graph.modularize import attribute
 from pruneql.passes.context import Context
@@ -152,9 +151,7 @@ def _raise_on(found) -> None:
 def masked_module(gm: fx.GraphModule, cut) -> fx.GraphModule:
     """``gm`` computing as if ``cut``'s channels were removed: each tensor that loses
     channels is multiplied by its keep-mask right where it is produced."""
-    with warnings.catch_warnings():     # pytree specs of exported graphs warn when copied
-        warnings.simplefilter("ignore", FutureWarning)
-        graph = copy.deepcopy(gm.graph)
+    graph = graph_copy(gm.graph)
     root = {n.target: attribute(gm, n.target) for n in graph.nodes
             if n.op in ("get_attr", "call_module")}
     for node in list(graph.nodes):
