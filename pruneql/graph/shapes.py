@@ -5,11 +5,10 @@ and its attributes; only its values need the arithmetic. When no op of the graph
 output shape that depends on values (every op is one the channel analysis models, see
 :mod:`pruneql.graph.ops`), shapes are recorded with those layers replaced by stand-ins:
 zeros of the right shape (conv, linear) or the input itself (BatchNorm in eval mode,
-activations, dropout).
-The other ops (activations, pooling, adds, reshapes) run for real on those values, so
-their shapes are torch's own. A layer the stand-in cannot account for (a subclass, a
-hook, a shape it would not accept) raises, and the caller records shapes with a real
-forward pass instead.
+activation and dropout modules). The other ops (pooling, adds, reshapes, functional
+activations) run for real on those values, so their shapes are torch's own. A layer the
+stand-in cannot account for (a subclass, a hook, a shape it would not accept) raises, and
+the caller records shapes with a real forward pass instead.
 
 Used when nothing reads the values: plans, and compiles without verification (a compile
 with verification runs the real forward, whose outputs it compares with the model's).
@@ -92,8 +91,8 @@ def _nodes_in(value) -> list:
 def stand_in(module: nn.Module, args: tuple, kwargs: dict):
     """What ``module(*args, **kwargs)`` returns, as far as shapes go, without computing
     it: zeros for a conv or linear layer, the input for a BatchNorm in eval mode or an
-    activation. None for any other module (it runs for real); :class:`NoStandIn` when the call is not one the
-    stand-in can account for."""
+    activation. None for any other module (it runs for real); :class:`NoStandIn` when the
+    call is not one the stand-in can account for."""
     kind = type(module)
     if kind not in _CONVS and kind is not nn.Linear and kind not in _NORMS \
             and kind not in _ELEMENTWISE:

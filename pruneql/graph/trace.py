@@ -119,9 +119,9 @@ def propagate_shapes(gm: fx.GraphModule, inputs: tuple, fake_ok: bool = True):
     in ``node.meta['pruneql.shape']`` (a tuple for tensors, None otherwise).
 
     Returns the outputs, or None when ``fake_ok`` and shapes came without the model's
-    arithmetic: with stand-ins for its conv, linear and BatchNorm layers when no op's
-    shape depends on values (:mod:`pruneql.graph.shapes`), else from fake tensors for
-    large models (no activation memory either).
+    arithmetic: with stand-ins for its conv, linear, BatchNorm and activation modules when
+    no op's shape depends on values (:mod:`pruneql.graph.shapes`), else from fake tensors
+    for large models (no activation memory either).
     """
     try:
         with torch.no_grad():
@@ -169,7 +169,7 @@ class _Shapes(fx.Interpreter):
     (a third of a second and 45 MiB on a process's first compile). A module kept as one
     call that holds parameters the analysis cannot see into (``opaque_leaf``) also gets
     its multiply-adds measured (``pruneql.leaf_macs``), so FLOPs count what it runs.
-    With ``stand_ins``, conv, linear and BatchNorm modules are not computed
+    With ``stand_ins``, conv, linear, BatchNorm and activation modules are not computed
     (:func:`pruneql.graph.shapes.stand_in`)."""
 
     def __init__(self, gm: fx.GraphModule, stand_ins: bool = False):
