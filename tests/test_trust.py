@@ -58,15 +58,22 @@ def test_a_model_in_training_mode_is_traced_in_eval_form():
     assert model.training and all(m.training for m in model.modules())   # caller's mode
 
 
-class TracingAware(nn.Module):
-    """Computes something else while torch.fx traces it: the trace bakes that branch."""
+class TwoConvs(nn.Module):
+    """conv a → ReLU → conv b; subclasses decide what the output makes of it."""
 
     def __init__(self):
         super().__init__()
         self.a, self.b = nn.Conv2d(3, 8, 1), nn.Conv2d(8, 4, 1)
 
+    def features(self, x):
+        return self.b(torch.relu(self.a(x)))
+
+
+class TracingAware(TwoConvs):
+    """Computes something else while torch.fx traces it: the trace bakes that branch."""
+
     def forward(self, x):
-        y = self.b(torch.relu(self.a(x)))
+        y = self.features(x)
         return y * 2 if torch.fx._symbolic_trace.is_fx_symbolic_tracing() else y
 
 
@@ -129,15 +136,11 @@ def test_custom_autograd_function_stays_a_call_and_freezes_its_channels():
 
 # ---- 2. verify cannot be blinded ---------------------------------------------------------
 
-class MixesExamples(nn.Module):
+class MixesExamples(TwoConvs):
     """Each example's output depends on the other examples of the batch."""
 
-    def __init__(self):
-        super().__init__()
-        self.a, self.b = nn.Conv2d(3, 8, 1), nn.Conv2d(8, 4, 1)
-
     def forward(self, x):
-        y = self.b(torch.relu(self.a(x)))
+        y = self.features(x)
         return y - y.mean(0, keepdim=True)
 
 
